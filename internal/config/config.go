@@ -1,0 +1,221 @@
+// Package config owns zmy-responder's configuration file: its types, their defaults, strict
+// loading and validation. Reloads build a whole new *Config; nothing is mutated in place.
+package config
+
+import (
+	"time"
+
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+// Config is the whole zmy-responder.yml.
+type Config struct {
+	Webhook      WebhookConfig      `yaml:"webhook"`
+	API          APIConfig          `yaml:"api"`
+	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
+	Detection    DetectionConfig    `yaml:"detection"`
+	Remediation  RemediationConfig  `yaml:"remediation"`
+	Clusters     []ClusterConfig    `yaml:"clusters"`
+
+	// Dir is the directory of the config file; relative paths in it are resolved against it.
+	Dir string `yaml:"-"`
+}
+
+// Cluster returns the named cluster's config, or nil.
+func (c *Config) Cluster(name string) *ClusterConfig {
+	for i := range c.Clusters {
+		if c.Clusters[i].Name == name {
+			return &c.Clusters[i]
+		}
+	}
+	return nil
+}
+
+// AuthConfig is credentials a caller must present. Empty means no authentication.
+type AuthConfig struct {
+	BearerTokenFile string           `yaml:"bearer_token_file,omitempty"`
+	BasicAuth       *BasicAuthConfig `yaml:"basic_auth,omitempty"`
+}
+
+// BasicAuthConfig is a username and a file holding the password.
+type BasicAuthConfig struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// WebhookConfig is how POST /webhook accepts Alertmanager's notifications.
+type WebhookConfig struct {
+	// ClusterLabels are the alert label names that identify the cluster, tried in order; the first
+	// present names it. Default ["cluster"].
+	ClusterLabels []string   `yaml:"cluster_labels"`
+	MaxBodyBytes  int64      `yaml:"max_body_bytes"` // default 1 MiB; larger bodies get 413
+	Auth          AuthConfig `yaml:"auth"`
+}
+
+// APIConfig is the incident/cluster API.
+type APIConfig struct {
+	Auth AuthConfig `yaml:"auth"` // required for mutating endpoints on a non-loopback listener
+	// AllowUnauthenticatedMutations lets the daemon start with a mutating API without credentials
+	// on a non-loopback address. Off by default.
+	AllowUnauthenticatedMutations bool `yaml:"allow_unauthenticated_mutations"`
+	// ExternalURL is how humans reach this daemon; incident links in silence comments use it.
+	ExternalURL string `yaml:"external_url"`
+}
+
+// AlertmanagerConfig is where silences are created. An empty URL disables silencing.
+type AlertmanagerConfig struct {
+	URL              string                     `yaml:"url"`
+	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:"http_config"`
+	Timeout          model.Duration             `yaml:"timeout"`          // per API call, default 5s
+	SilenceDuration  model.Duration             `yaml:"silence_duration"` // default 10m
+	ExtendEvery      model.Duration             `yaml:"extend_every"`     // default 2m
+	CreatedBy        string                     `yaml:"created_by"`       // default "zmy-responder"
+	// AlertNames are the alertnames the silence matches (regex alternation). Default ZMY_.*
+	AlertNameRegex string `yaml:"alertname_regex"`
+}
+
+// DetectionConfig tunes the probes and the verdict.
+type DetectionConfig struct {
+	ProbeTimeout   model.Duration  `yaml:"probe_timeout"`              // per probe call, default 2s
+	Concurrency    int             `yaml:"concurrency"`                // nodes probed at once, default 64
+	ShardTolerance uint64          `yaml:"shard_tolerance"`            // applied-index spread still "equal", default 0
+	RootCauseScore float64         `yaml:"root_cause_partition_score"` // default 0.8 (SOP-ZMY-003)
+	Threshold      ThresholdConfig `yaml:"threshold"`
+	ClockFuse      ClockFuseConfig `yaml:"clock_fuse"`
+	NodeBreaker    BreakerConfig   `yaml:"node_breaker"`   // per-node probe breaker
+	WatchInterval  model.Duration  `yaml:"watch_interval"` // 0 disables watch mode; default 0
+}
+
+// ThresholdConfig is the dynamic split-brain threshold of the seed:
+// max(Min, RTTFactor × P99(heartbeat RTT over Window) + median sync lag), every Recompute.
+type ThresholdConfig struct {
+	Min       model.Duration `yaml:"min"`        // default 2s
+	RTTFactor float64        `yaml:"rtt_factor"` // default 1.8
+	Window    model.Duration `yaml:"window"`     // default 60s
+	Recompute model.Duration `yaml:"recompute"`  // default 10s
+}
+
+// ClockFuseConfig is the clock-offset fuse.
+type ClockFuseConfig struct {
+	MaxOffset model.Duration `yaml:"max_offset"`        // default 500ms
+	MaxDrift  model.Duration `yaml:"max_drift_per_min"` // default 300ms
+	Breaches  int            `yaml:"breaches"`          // consecutive breaches to trip, default 3
+}
+
+// BreakerConfig configures a sony/gobreaker circuit breaker.
+type BreakerConfig struct {
+	ConsecutiveFailures uint32         `yaml:"consecutive_failures"` // default 3
+	Cooldown            model.Duration `yaml:"cooldown"`             // Open → HalfOpen
+}
+
+// RemediationConfig tunes the runbook.
+type RemediationConfig struct {
+	DryRun          bool           `yaml:"dry_run"`          // plan and evidence only, default false
+	RequireApproval bool           `yaml:"require_approval"` // default true
+	GoldenWindow    model.Duration `yaml:"golden_window"`    // containment deadline, default 60s
+	CommandTimeout  model.Duration `yaml:"command_timeout"`  // per zmyctl call, default 10s
+	GateTimeout     model.Duration `yaml:"gate_timeout"`     // awaiting_recovery → needs_human, default 30m
+	GatePoll        model.Duration `yaml:"gate_poll"`        // default 5s
+	VerifyTimeout   model.Duration `yaml:"verify_timeout"`   // default 60s
+	// ConvergedScore is the netcheck partition_score at or below which the network counts as
+	// converged for the recovery gate. Default 0.
+	ConvergedScore float64           `yaml:"converged_partition_score"`
+	Concurrency    int               `yaml:"concurrency"` // zmyctl calls at once across incidents, default 64
+	Breaker        BreakerConfig     `yaml:"breaker"`     // per cluster; default 3 failures, 10m cooldown
+	BlastRadius    BlastRadiusConfig `yaml:"blast_radius"`
+	AntiFlap       model.Duration    `yaml:"anti_flap"` // no new remediation this soon after one, default 30m
+}
+
+// BlastRadiusConfig bounds how many clusters may be remediated at once.
+type BlastRadiusConfig struct {
+	MaxClusters int     `yaml:"max_clusters"` // default 1
+	MaxPercent  float64 `yaml:"max_percent"`  // of configured clusters, default 50
+}
+
+// ClusterConfig is one ZMY cluster.
+type ClusterConfig struct {
+	Name string `yaml:"name"`
+	// Zmyctl is the argv template run per node (text/template over {.Node, .Cluster}), e.g.
+	// ["zmyctl","--endpoint","{{.Node.Admin}}"] or ["ssh","{{.Node.Host}}","zmyctl"].
+	Zmyctl         []string       `yaml:"zmyctl"`
+	CommandTimeout model.Duration `yaml:"command_timeout"` // overrides remediation.command_timeout
+	Nodes          []NodeConfig   `yaml:"nodes"`
+	Etcd           *EtcdConfig    `yaml:"etcd,omitempty"`
+	Redis          []RedisConfig  `yaml:"redis,omitempty"`
+	// Per-cluster overrides; nil means the global value.
+	DryRun          *bool          `yaml:"dry_run,omitempty"`
+	RequireApproval *bool          `yaml:"require_approval,omitempty"`
+	WatchInterval   model.Duration `yaml:"watch_interval,omitempty"`
+}
+
+// NodeConfig is one ZMY node's endpoints.
+type NodeConfig struct {
+	ID         string `yaml:"id"`
+	Host       string `yaml:"host"`                // for argv templates such as ssh
+	Admin      string `yaml:"admin"`               // admin endpoint handed to zmyctl --endpoint
+	MetricsURL string `yaml:"metrics_url"`         // http://host:8080/metrics
+	HealthURL  string `yaml:"health_url"`          // http://host:8080/healthz
+	PeerAddr   string `yaml:"peer_addr"`           // host:7070, dialled by the network probe
+	GRPCAddr   string `yaml:"grpc_addr,omitempty"` // grpc.health.v1, optional
+}
+
+// EtcdConfig is the cluster's etcd: node lease keys and endpoint health (SOP-ZMY-005).
+type EtcdConfig struct {
+	Endpoints   []string       `yaml:"endpoints"`
+	KeyPrefix   string         `yaml:"key_prefix"`   // default /zmy/<cluster>/nodes/
+	DialTimeout model.Duration `yaml:"dial_timeout"` // default 2s
+}
+
+// RedisConfig is a Redis dependency checked with PING.
+type RedisConfig struct {
+	Name         string         `yaml:"name"`
+	Addr         string         `yaml:"addr"`
+	PasswordFile string         `yaml:"password_file,omitempty"`
+	MaxLatency   model.Duration `yaml:"max_latency"` // default 100ms
+}
+
+// Defaults are the values of every unset field.
+var (
+	DefaultWebhook = WebhookConfig{ClusterLabels: []string{"cluster"}, MaxBodyBytes: 1 << 20}
+
+	DefaultAlertmanager = AlertmanagerConfig{
+		Timeout:          model.Duration(5 * time.Second),
+		SilenceDuration:  model.Duration(10 * time.Minute),
+		ExtendEvery:      model.Duration(2 * time.Minute),
+		CreatedBy:        "zmy-responder",
+		AlertNameRegex:   "ZMY_.*",
+		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
+	}
+
+	DefaultDetection = DetectionConfig{
+		ProbeTimeout:   model.Duration(2 * time.Second),
+		Concurrency:    64,
+		RootCauseScore: 0.8,
+		Threshold: ThresholdConfig{
+			Min:       model.Duration(2 * time.Second),
+			RTTFactor: 1.8,
+			Window:    model.Duration(60 * time.Second),
+			Recompute: model.Duration(10 * time.Second),
+		},
+		ClockFuse: ClockFuseConfig{
+			MaxOffset: model.Duration(500 * time.Millisecond),
+			MaxDrift:  model.Duration(300 * time.Millisecond),
+			Breaches:  3,
+		},
+		NodeBreaker: BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(30 * time.Second)},
+	}
+
+	DefaultRemediation = RemediationConfig{
+		RequireApproval: true,
+		GoldenWindow:    model.Duration(60 * time.Second),
+		CommandTimeout:  model.Duration(10 * time.Second),
+		GateTimeout:     model.Duration(30 * time.Minute),
+		GatePoll:        model.Duration(5 * time.Second),
+		VerifyTimeout:   model.Duration(60 * time.Second),
+		Concurrency:     64,
+		Breaker:         BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(10 * time.Minute)},
+		BlastRadius:     BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50},
+		AntiFlap:        model.Duration(30 * time.Minute),
+	}
+)

@@ -1,0 +1,207 @@
+// Package incident owns the incident record (this file) and the crash-safe bbolt journal that
+// stores it. The record is what an SRE reads: the alerts that opened it, the verdict and its
+// evidence, the plan, every command run with its output, silences, approvals and the outcome.
+package incident
+
+import (
+	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/zmy"
+)
+
+// Step is where an incident is in the state machine of SPEC §4.
+type Step string
+
+const (
+	StepReceived         Step = "received"
+	StepConfirming       Step = "confirming"
+	StepGuarding         Step = "guarding" // guards: paused, breaker, blast radius, anti-flap, dry-run
+	StepSilencing        Step = "silencing"
+	StepContaining       Step = "containing"
+	StepSnapshotting     Step = "snapshotting"
+	StepAwaitingRecovery Step = "awaiting_recovery"
+	StepArbitrating      Step = "arbitrating"
+	StepResuming         Step = "resuming"
+	StepVerifying        Step = "verifying"
+	StepClosed           Step = "closed" // terminal; Outcome says how it ended
+)
+
+// Steps lists every step in order; metrics pre-create their label values from it.
+var Steps = []Step{StepReceived, StepConfirming, StepGuarding, StepSilencing, StepContaining,
+	StepSnapshotting, StepAwaitingRecovery, StepArbitrating, StepResuming, StepVerifying, StepClosed}
+
+// Outcome is how a closed incident ended.
+type Outcome string
+
+const (
+	OutcomeRecovered      Outcome = "recovered"
+	OutcomeNotConfirmed   Outcome = "not_confirmed"
+	OutcomeInconclusive   Outcome = "inconclusive"
+	OutcomeSelfHealed     Outcome = "self_healed" // alert resolved / cluster healthy before we acted
+	OutcomeDryRun         Outcome = "dry_run"
+	OutcomePaused         Outcome = "paused"
+	OutcomeBreakerOpen    Outcome = "breaker_open"
+	OutcomeBlastRadius    Outcome = "blast_radius"
+	OutcomeAntiFlap       Outcome = "anti_flap"
+	OutcomeAborted        Outcome = "aborted"
+	OutcomeNeedsHuman     Outcome = "needs_human"
+	OutcomeFailed         Outcome = "failed"
+	OutcomeUnknownCluster Outcome = "unknown_cluster" // alert for a cluster the config does not know
+)
+
+// Outcomes lists every outcome; metrics pre-create their label values from it.
+var Outcomes = []Outcome{OutcomeRecovered, OutcomeNotConfirmed, OutcomeInconclusive,
+	OutcomeSelfHealed, OutcomeDryRun, OutcomePaused, OutcomeBreakerOpen, OutcomeBlastRadius,
+	OutcomeAntiFlap, OutcomeAborted, OutcomeNeedsHuman, OutcomeFailed, OutcomeUnknownCluster}
+
+// Incident is one (cluster, alertname) problem while it is open. Duplicate deliveries attach
+// to it; it is closed once Outcome is set and Step is StepClosed.
+type Incident struct {
+	ID        string     `json:"id"` // "inc-000001", from the journal's sequence
+	Cluster   string     `json:"cluster"`
+	Alertname string     `json:"alertname"`
+	Step      Step       `json:"step"`
+	Outcome   Outcome    `json:"outcome,omitempty"`
+	Reason    string     `json:"reason,omitempty"` // why it ended as it did, one sentence
+	OpenedAt  time.Time  `json:"opened_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+
+	Alerts          []AlertRecord `json:"alerts"`
+	TruncatedAlerts int           `json:"truncated_alerts,omitempty"` // sum of truncatedAlerts seen
+	ResolvedAt      *time.Time    `json:"resolved_at,omitempty"`      // a resolved notification arrived
+
+	Verdict     *Verdict           `json:"verdict,omitempty"`
+	Plan        []string           `json:"plan,omitempty"`
+	Timeline    []Event            `json:"timeline"`
+	Commands    []Command          `json:"commands,omitempty"`
+	Silences    []Silence          `json:"silences,omitempty"`
+	Approvals   []Approval         `json:"approvals,omitempty"`
+	Abort       *Approval          `json:"abort,omitempty"`
+	SnapshotTag string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
+	Recovery    *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
+
+	// RemediationStarted is set (and journaled) before the first mutating command; with the
+	// open-incident dedup it makes remediation happen at most once per incident.
+	RemediationStarted bool       `json:"remediation_started"`
+	ContainedAt        *time.Time `json:"contained_at,omitempty"`
+}
+
+// Open reports whether the incident is not yet closed.
+func (i *Incident) Open() bool { return i.Step != StepClosed }
+
+// AlertRecord is one alert of one delivery, as Alertmanager sent it.
+type AlertRecord struct {
+	GroupKey    string            `json:"group_key"`
+	Receiver    string            `json:"receiver"`
+	ExternalURL string            `json:"external_url"` // the sending Alertmanager
+	Fingerprint string            `json:"fingerprint"`
+	Status      string            `json:"status"` // firing | resolved
+	Labels      map[string]string `json:"labels"`
+	StartsAt    time.Time         `json:"starts_at"`
+	EndsAt      time.Time         `json:"ends_at"`
+	ReceivedAt  time.Time         `json:"received_at"`
+}
+
+// Event is one line of the incident's timeline.
+type Event struct {
+	At      time.Time `json:"at"`
+	Step    Step      `json:"step"`
+	Message string    `json:"message"`
+}
+
+// Command is one zmyctl invocation made on the incident's behalf, kept as evidence.
+type Command struct {
+	Node     string        `json:"node"`
+	Args     []string      `json:"args"`
+	Step     Step          `json:"step"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Exit     int           `json:"exit"`
+	Output   string        `json:"output,omitempty"` // capped excerpt
+	Error    string        `json:"error,omitempty"`
+}
+
+// Silence is one Alertmanager silence action taken for the incident.
+type Silence struct {
+	ID     string    `json:"id"`
+	Action string    `json:"action"` // created | extended | expired | failed | foreign
+	At     time.Time `json:"at"`
+	EndsAt time.Time `json:"ends_at,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// Approval is a human decision: an approval of the recovery step, or an abort.
+type Approval struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// VerdictKind is the result of confirmation (SPEC §4 step 2).
+type VerdictKind string
+
+const (
+	VerdictConfirmed    VerdictKind = "confirmed"
+	VerdictNotConfirmed VerdictKind = "not_confirmed"
+	VerdictInconclusive VerdictKind = "inconclusive"
+)
+
+// Condition names the SOP condition a piece of evidence supports.
+type Condition string
+
+const (
+	CondControl Condition = "control" // QUORUM_LOST somewhere, or more than one leader_id
+	CondData    Condition = "data"    // a shard's applied index differs across nodes
+	CondNetwork Condition = "network" // peer port unreachable and no firewall rule explains it
+	CondClock   Condition = "clock"   // clock fuse input
+	CondHealth  Condition = "health"  // liveness (HTTP/gRPC health, etcd, redis): context only
+)
+
+// Verdict is the decision plus everything it was decided from.
+type Verdict struct {
+	Kind       VerdictKind        `json:"kind"`
+	Reason     string             `json:"reason"`
+	Conditions map[Condition]bool `json:"conditions"`           // control, data, network: held or not
+	RootCause  string             `json:"root_cause,omitempty"` // "network_partition" when partition_score > bound
+	SOP        string             `json:"sop,omitempty"`        // e.g. "SOP-ZMY-003"
+	// PartitionScore is the highest netcheck partition_score seen on any node.
+	PartitionScore float64       `json:"partition_score"`
+	ClockFuse      bool          `json:"clock_fuse_tripped"`
+	Threshold      time.Duration `json:"threshold_ns"` // split-brain threshold used as probe budget
+	At             time.Time     `json:"at"`
+	Duration       time.Duration `json:"duration_ns"`
+	// Healthy is true when every node answered, all report QUORUM_OK, exactly one leader_id is
+	// reported, and every shard's applied index agrees within tolerance: the `verifying` check.
+	Healthy bool `json:"healthy"`
+	// Groups is the partition as the probes see it: node ids grouped by reachability.
+	Groups   [][]string `json:"groups,omitempty"`
+	Evidence []Evidence `json:"evidence"`
+}
+
+// Evidence is one probe result on one node (or on the cluster, Node == "").
+type Evidence struct {
+	Node     string        `json:"node,omitempty"`
+	Probe    string        `json:"probe"` // control, raft_state, data, tcp, netcheck, http, grpc, redis, etcd, clock
+	OK       bool          `json:"ok"`    // the probe ran and got an answer
+	Value    string        `json:"value,omitempty"`
+	Raw      string        `json:"raw,omitempty"` // capped excerpt of what was read
+	Duration time.Duration `json:"duration_ns"`
+	Error    string        `json:"error,omitempty"`
+	Skipped  bool          `json:"skipped,omitempty"` // node breaker open: not probed
+	Supports []Condition   `json:"supports,omitempty"`
+}
+
+// Gate is the recovery gate's reading (SPEC §4 step 7, SOP-ZMY-005), approval aside.
+type Gate struct {
+	NetworkConverged bool       `json:"network_converged"` // max netcheck partition_score <= bound
+	PartitionScore   float64    `json:"partition_score"`
+	EtcdChecked      bool       `json:"etcd_checked"`     // false when the cluster declares no etcd
+	EtcdHealthy      bool       `json:"etcd_healthy"`     // every endpoint healthy (true when not checked)
+	Reason           string     `json:"reason,omitempty"` // what is still missing, one sentence
+	At               time.Time  `json:"at"`
+	Evidence         []Evidence `json:"evidence,omitempty"`
+}
+
+// Open reports whether every condition of the gate, approval aside, holds.
+func (g Gate) Open() bool { return g.NetworkConverged && g.EtcdHealthy }

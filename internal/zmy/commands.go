@@ -1,0 +1,123 @@
+package zmy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+)
+
+// The typed commands. Each runs one zmyctl command (asking for `-o json` unless TextOutput),
+// parses whichever form came back, and returns the parsed value with the raw Result for evidence.
+// A parse failure is a *CommandError wrapping ErrMalformed, counted as result="error"; so is
+// output cut at MaxOutput, which would otherwise parse as something it is not.
+
+// Status runs `status --quorum`.
+func (d *Driver) Status(ctx context.Context, node config.NodeConfig) (*QuorumStatus, *Result, error) {
+	s, res, err := typed(ctx, d, node, CmdStatus, ParseStatus, "status", "--quorum")
+	if s != nil && s.Node == "" {
+		s.Node = node.ID
+	}
+	return s, res, err
+}
+
+// RaftState runs `raft state`.
+func (d *Driver) RaftState(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+	return raftTyped(ctx, d, node, CmdRaftState, "raft", "state")
+}
+
+// Suspend runs `raft suspend --force` (idempotent). The returned state is what the node says
+// after the call; callers still verify with RaftState, as the SOP does.
+func (d *Driver) Suspend(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+	return raftTyped(ctx, d, node, CmdSuspend, "raft", "suspend", "--force")
+}
+
+// Resume runs `raft resume` (idempotent).
+func (d *Driver) Resume(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+	return raftTyped(ctx, d, node, CmdResume, "raft", "resume")
+}
+
+// SnapshotSave runs `snapshot save --tag tag` (idempotent per tag: Created is false the second time).
+func (d *Driver) SnapshotSave(ctx context.Context, node config.NodeConfig, tag string) (*Snapshot, *Result, error) {
+	if tag == "" {
+		return nil, nil, &CommandError{Command: CmdSnapshotSave, Node: node.ID, Err: fmt.Errorf("empty snapshot tag")}
+	}
+	parse := func(out string) (*Snapshot, error) {
+		s, err := ParseSnapshot(out)
+		if err == nil && s.Tag != tag {
+			return nil, fmt.Errorf("%w: asked for tag %q, node reported %q", ErrMalformed, tag, excerpt(s.Tag))
+		}
+		return s, err
+	}
+	s, res, err := typed(ctx, d, node, CmdSnapshotSave, parse, "snapshot", "save", "--tag", tag)
+	if s != nil && s.Node == "" {
+		s.Node = node.ID
+	}
+	return s, res, err
+}
+
+// SnapshotList runs `snapshot list`.
+func (d *Driver) SnapshotList(ctx context.Context, node config.NodeConfig) ([]Snapshot, *Result, error) {
+	parse := func(out string) (*[]Snapshot, error) {
+		l, err := ParseSnapshotList(out)
+		return &l, err
+	}
+	l, res, err := typed(ctx, d, node, CmdSnapshotList, parse, "snapshot", "list")
+	if err != nil {
+		return nil, res, err
+	}
+	for i := range *l {
+		if (*l)[i].Node == "" {
+			(*l)[i].Node = node.ID
+		}
+	}
+	return *l, res, nil
+}
+
+// Recover runs `quorum recover --auto`. ErrNoUniqueMajority and ErrNotConverged are the
+// contract's refusals; a success always names a non-empty majority that contains the leader.
+func (d *Driver) Recover(ctx context.Context, node config.NodeConfig) (*RecoverResult, *Result, error) {
+	return typed(ctx, d, node, CmdRecover, ParseRecover, "quorum", "recover", "--auto")
+}
+
+// Netcheck runs `debug netcheck --full`.
+func (d *Driver) Netcheck(ctx context.Context, node config.NodeConfig) (*Netcheck, *Result, error) {
+	n, res, err := typed(ctx, d, node, CmdNetcheck, ParseNetcheck, "debug", "netcheck", "--full")
+	if n != nil && n.Node == "" {
+		n.Node = node.ID
+	}
+	return n, res, err
+}
+
+func raftTyped(ctx context.Context, d *Driver, node config.NodeConfig, command string, args ...string) (*RaftState, *Result, error) {
+	s, res, err := typed(ctx, d, node, command, ParseRaftState, args...)
+	if s != nil && s.Node == "" {
+		s.Node = node.ID
+	}
+	return s, res, err
+}
+
+// typed runs one command and parses its stdout, counting the outcome once.
+func typed[T any](ctx context.Context, d *Driver, node config.NodeConfig, command string,
+	parse func(string) (*T, error), args ...string) (*T, *Result, error) {
+	if !d.textOutput {
+		args = append(args, "-o", "json")
+	}
+	res, err := d.exec(ctx, node, command, args)
+	if err != nil {
+		d.metrics.observe(command, res, err)
+		return nil, res, err
+	}
+	if res.StdoutTruncated {
+		err = &CommandError{Command: command, Node: node.ID, Kind: ErrMalformed,
+			Err: fmt.Errorf("output exceeds %d bytes", d.maxOutput)}
+		d.metrics.observe(command, res, err)
+		return nil, res, err
+	}
+	v, perr := parse(res.Stdout)
+	if perr != nil {
+		err = &CommandError{Command: command, Node: node.ID, Err: perr}
+	}
+	d.metrics.observe(command, res, err)
+	return v, res, err
+}

@@ -1,0 +1,210 @@
+package remediate
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
+)
+
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestAfterVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		v       *incident.Verdict
+		proceed bool
+		end     incident.Outcome
+	}{
+		{nil, false, incident.OutcomeInconclusive},
+		{&incident.Verdict{Kind: incident.VerdictConfirmed}, true, ""},
+		{&incident.Verdict{Kind: incident.VerdictNotConfirmed}, false, incident.OutcomeNotConfirmed},
+		{&incident.Verdict{Kind: incident.VerdictInconclusive}, false, incident.OutcomeInconclusive},
+	} {
+		p, end, _ := afterVerdict(tc.v)
+		require.Equal(t, tc.proceed, p)
+		require.Equal(t, tc.end, end)
+	}
+}
+
+func TestSelfHealed(t *testing.T) {
+	res := t0.Add(time.Minute)
+	for name, tc := range map[string]struct {
+		inc  incident.Incident
+		want bool
+	}{
+		"firing only": {incident.Incident{Alerts: []incident.AlertRecord{{Status: "firing", ReceivedAt: t0}}}, false},
+		"resolved": {incident.Incident{ResolvedAt: &res,
+			Alerts: []incident.AlertRecord{{Status: "firing", ReceivedAt: t0}, {Status: "resolved", ReceivedAt: res}}}, true},
+		"fired again": {incident.Incident{ResolvedAt: &res,
+			Alerts: []incident.AlertRecord{{Status: "resolved", ReceivedAt: res}, {Status: "firing", ReceivedAt: res.Add(time.Second)}}}, false},
+		"already mutating": {incident.Incident{ResolvedAt: &res, RemediationStarted: true}, false},
+	} {
+		require.Equal(t, tc.want, selfHealed(&tc.inc), name)
+	}
+}
+
+func TestGuards(t *testing.T) {
+	cfg := config.DefaultRemediation
+	cfg.AntiFlap = model.Duration(30 * time.Minute)
+	recent := t0.Add(-10 * time.Minute)
+	old := t0.Add(-time.Hour)
+	base := func() guardInput {
+		return guardInput{Now: t0, Cluster: "a", TotalClusters: 4, Cfg: cfg, Remediating: map[string]string{}}
+	}
+	for name, tc := range map[string]struct {
+		mod   func(*guardInput)
+		guard string
+		out   incident.Outcome
+	}{
+		"all clear":                      {func(*guardInput) {}, "", ""},
+		"paused":                         {func(in *guardInput) { in.Paused = &PauseState{By: "bob", Reason: "maint", At: t0} }, "paused", incident.OutcomePaused},
+		"paused beats dry run":           {func(in *guardInput) { in.Paused = &PauseState{By: "bob"}; in.DryRun = true }, "paused", incident.OutcomePaused},
+		"breaker open":                   {func(in *guardInput) { in.Breaker = BreakerOpen }, "breaker", incident.OutcomeBreakerOpen},
+		"breaker half-open is the trial": {func(in *guardInput) { in.Breaker = BreakerHalfOpen }, "", ""},
+		"other cluster busy":             {func(in *guardInput) { in.Remediating["inc-1"] = "b" }, "blast_radius", incident.OutcomeBlastRadius},
+		"same cluster busy":              {func(in *guardInput) { in.Remediating["inc-1"] = "a" }, "anti_flap", incident.OutcomeAntiFlap},
+		"remediated recently":            {func(in *guardInput) { in.LastFinished = &recent }, "anti_flap", incident.OutcomeAntiFlap},
+		"remediated long ago":            {func(in *guardInput) { in.LastFinished = &old }, "", ""},
+		"anti flap disabled":             {func(in *guardInput) { in.LastFinished = &recent; in.Cfg.AntiFlap = 0 }, "", ""},
+		"dry run":                        {func(in *guardInput) { in.DryRun = true }, "dry_run", incident.OutcomeDryRun},
+		"two clusters allowed":           {func(in *guardInput) { in.Remediating["inc-1"] = "b"; in.Cfg.BlastRadius.MaxClusters = 2 }, "", ""},
+	} {
+		in := base()
+		tc.mod(&in)
+		g, r := runGuards(in)
+		require.Equal(t, tc.guard, g, name)
+		if tc.out == "" {
+			require.Nil(t, r, name)
+		} else {
+			require.Equal(t, tc.out, r.Outcome, name)
+			require.NotEmpty(t, r.Reason, name)
+		}
+	}
+}
+
+func TestBlastRadiusLimit(t *testing.T) {
+	for _, tc := range []struct {
+		total int
+		c     config.BlastRadiusConfig
+		want  int
+	}{
+		{1, config.BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50}, 1},
+		{10, config.BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50}, 1},
+		{10, config.BlastRadiusConfig{MaxClusters: 8, MaxPercent: 50}, 5},
+		{10, config.BlastRadiusConfig{MaxClusters: 8, MaxPercent: 0}, 8},
+		{3, config.BlastRadiusConfig{MaxClusters: 0, MaxPercent: 10}, 1},
+	} {
+		require.Equal(t, tc.want, blastRadiusLimit(tc.total, tc.c), "%+v", tc)
+	}
+}
+
+func TestDecideGate(t *testing.T) {
+	open := incident.Gate{NetworkConverged: true, EtcdHealthy: true}
+	closed := incident.Gate{NetworkConverged: false, EtcdHealthy: true, Reason: "partition_score 1.00 > 0"}
+	deadline := t0.Add(time.Minute)
+	for name, tc := range map[string]struct {
+		g        incident.Gate
+		err      error
+		approved bool
+		need     bool
+		now      time.Time
+		want     gateDecision
+	}{
+		"open and approved":         {open, nil, true, true, t0, gateOpen},
+		"open, approval not needed": {open, nil, false, false, t0, gateOpen},
+		"open, waiting approval":    {open, nil, false, true, t0, gateWait},
+		"not converged":             {closed, nil, true, true, t0, gateWait},
+		"probe error":               {open, errors.New("boom"), true, true, t0, gateWait},
+		"timed out":                 {closed, nil, true, true, deadline, gateTimeout},
+		"approval timed out":        {open, nil, false, true, deadline.Add(time.Second), gateTimeout},
+	} {
+		d, reason := decideGate(tc.g, tc.err, tc.approved, tc.need, deadline, tc.now)
+		require.Equal(t, tc.want, d, name)
+		require.NotEmpty(t, reason, name)
+	}
+}
+
+func TestDecideRecover(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3", "n4", "n5"}
+	for name, tc := range map[string]struct {
+		res *zmy.RecoverResult
+		err error
+		ok  bool
+	}{
+		"strict majority":      {&zmy.RecoverResult{Majority: []string{"n1", "n2", "n3"}, Leader: "n1"}, nil, true},
+		"no unique majority":   {nil, zmy.ErrNoUniqueMajority, false},
+		"not converged":        {nil, zmy.ErrNotConverged, false},
+		"minority named":       {&zmy.RecoverResult{Majority: []string{"n1", "n2"}}, nil, false},
+		"duplicates not count": {&zmy.RecoverResult{Majority: []string{"n1", "n1", "n2"}}, nil, false},
+		"unknown nodes":        {&zmy.RecoverResult{Majority: []string{"x", "y", "z"}}, nil, false},
+		"empty":                {&zmy.RecoverResult{}, nil, false},
+	} {
+		ok, reason := decideRecover(tc.res, tc.err, nodes)
+		require.Equal(t, tc.ok, ok, name)
+		require.NotEmpty(t, reason, name)
+	}
+	// A tie is never a majority.
+	ok, _ := decideRecover(&zmy.RecoverResult{Majority: []string{"n1", "n2"}}, nil, []string{"n1", "n2", "n3", "n4"})
+	require.False(t, ok)
+}
+
+func TestDecideVerify(t *testing.T) {
+	deadline := t0.Add(time.Minute)
+	done, out, _ := decideVerify(&incident.Verdict{Healthy: true}, nil, deadline, t0)
+	require.True(t, done)
+	require.Equal(t, incident.OutcomeRecovered, out)
+	done, _, _ = decideVerify(&incident.Verdict{Healthy: false}, nil, deadline, t0)
+	require.False(t, done)
+	done, out, reason := decideVerify(nil, errors.New("probe"), deadline, deadline)
+	require.True(t, done)
+	require.Equal(t, incident.OutcomeNeedsHuman, out)
+	require.Contains(t, reason, "probe")
+}
+
+func TestNodeSelections(t *testing.T) {
+	nodes := []string{"n1", "n2", "n3"}
+	require.Equal(t, []string{"n2", "n3"}, notSuspended(nodes, map[string]string{"n1": "suspended", "n2": "leader"}))
+	require.Nil(t, notSuspended(nodes, map[string]string{"n1": "suspended", "n2": "suspended", "n3": "suspended"}))
+	lists := map[string][]zmy.Snapshot{
+		"n1": {{Tag: "pre-recover-1"}},
+		"n2": {{Tag: "other"}},
+	}
+	require.Equal(t, []string{"n2", "n3"}, missingSnapshot(nodes, lists, "pre-recover-1"))
+	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0))
+}
+
+func TestStepEnteredAt(t *testing.T) {
+	inc := &incident.Incident{OpenedAt: t0, Step: incident.StepContaining, Timeline: []incident.Event{
+		{At: t0.Add(1 * time.Second), Step: incident.StepConfirming, Message: transitionPrefix + "confirming"},
+		{At: t0.Add(2 * time.Second), Step: incident.StepContaining, Message: transitionPrefix + "containing"},
+		{At: t0.Add(3 * time.Second), Step: incident.StepContaining, Message: "suspended n1"},
+	}}
+	require.Equal(t, t0.Add(2*time.Second), stepEnteredAt(inc))
+	inc.Step = incident.StepSnapshotting
+	require.Equal(t, t0, stepEnteredAt(inc))
+}
+
+func TestApprovable(t *testing.T) {
+	confirmed := &incident.Verdict{Kind: incident.VerdictConfirmed}
+	for _, tc := range []struct {
+		step incident.Step
+		v    *incident.Verdict
+		want bool
+	}{
+		{incident.StepReceived, nil, false},
+		{incident.StepConfirming, nil, false},
+		{incident.StepGuarding, confirmed, true},
+		{incident.StepContaining, confirmed, true},
+		{incident.StepAwaitingRecovery, confirmed, true},
+		{incident.StepArbitrating, confirmed, false},
+		{incident.StepClosed, confirmed, false},
+	} {
+		require.Equal(t, tc.want, approvable(&incident.Incident{Step: tc.step, Verdict: tc.v}), string(tc.step))
+	}
+}

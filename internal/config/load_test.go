@@ -1,0 +1,122 @@
+package config
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := Load("testdata/good.yml")
+	require.NoError(t, err)
+
+	dir, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+	require.Equal(t, dir, cfg.Dir)
+
+	// Set values win, unset ones keep their defaults.
+	require.Equal(t, []string{"zmy_cluster", "cluster"}, cfg.Webhook.ClusterLabels)
+	require.Equal(t, int64(2<<20), cfg.Webhook.MaxBodyBytes)
+	require.Equal(t, model.Duration(3*time.Second), cfg.Alertmanager.Timeout)
+	require.Equal(t, DefaultAlertmanager.SilenceDuration, cfg.Alertmanager.SilenceDuration)
+	require.Equal(t, model.Duration(3*time.Second), cfg.Detection.Threshold.Min)
+	require.Equal(t, DefaultDetection.Threshold.RTTFactor, cfg.Detection.Threshold.RTTFactor)
+	require.Equal(t, DefaultDetection.ProbeTimeout, cfg.Detection.ProbeTimeout)
+	require.True(t, cfg.Remediation.DryRun)
+	require.True(t, cfg.Remediation.RequireApproval, "default kept when a sibling key is set")
+	require.Equal(t, uint32(5), cfg.Remediation.Breaker.ConsecutiveFailures)
+	require.Equal(t, DefaultRemediation.Breaker.Cooldown, cfg.Remediation.Breaker.Cooldown)
+
+	// Relative secret paths resolve against the config file's directory.
+	require.Equal(t, filepath.Join(dir, "token"), cfg.Webhook.Auth.BearerTokenFile)
+	require.Equal(t, filepath.Join(dir, "password"), cfg.API.Auth.BasicAuth.PasswordFile)
+
+	east := cfg.Cluster("east")
+	require.NotNil(t, east)
+	require.Len(t, east.Nodes, 2)
+	require.Equal(t, "/zmy/east/nodes/", east.Etcd.KeyPrefix)
+	require.Equal(t, DefaultEtcd.DialTimeout, east.Etcd.DialTimeout)
+	require.Equal(t, DefaultRedis.MaxLatency, east.Redis[0].MaxLatency)
+	argv, err := east.Argv(east.Nodes[1])
+	require.NoError(t, err)
+	require.Equal(t, []string{"zmyctl", "--endpoint", "127.0.0.1:7002"}, argv)
+
+	west := cfg.Cluster("west")
+	require.NotNil(t, west)
+	require.NotNil(t, west.RequireApproval)
+	require.False(t, *west.RequireApproval)
+	require.Nil(t, cfg.Cluster("north"))
+}
+
+func TestLoadDefaults(t *testing.T) {
+	for _, f := range []string{"testdata/empty.yml", "testdata/null_section.yml"} {
+		t.Run(f, func(t *testing.T) {
+			cfg, err := Load(f)
+			require.NoError(t, err)
+			require.Equal(t, DefaultDetection, cfg.Detection)
+			require.Equal(t, DefaultRemediation, cfg.Remediation)
+			require.Equal(t, DefaultWebhook, cfg.Webhook)
+			require.Empty(t, cfg.Clusters)
+		})
+	}
+	// Defaults must not alias: changing one config cannot change the next one.
+	a := Default()
+	a.Webhook.ClusterLabels[0] = "changed"
+	require.Equal(t, "cluster", Default().Webhook.ClusterLabels[0])
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string // substrings of the error
+	}{
+		{"unknown_field.yml", []string{`line 5: unknown field "probe_timeuot" in detection`}},
+		{"unknown_field_node.yml", []string{`line 8: unknown field "metrics" in clusters[0].nodes[0]`}},
+		{"duplicate_cluster.yml", []string{`line 6: clusters[1].name: duplicate cluster name "east" (also clusters[0])`}},
+		{"duplicate_node.yml", []string{`line 6: clusters[0].nodes[1].id: duplicate node id "n1" in cluster "east" (also nodes[0])`}},
+		{"missing_endpoints.yml", []string{
+			`line 5: clusters[0].nodes[0].metrics_url: is required`,
+			`clusters[0].nodes[0].peer_addr: is required`,
+			`clusters[0].nodes[0].admin: is required: the zmyctl template uses {{.Node.Admin}}`,
+		}},
+		{"bad_template.yml", []string{`line 3: clusters[0].zmyctl:`, `can't evaluate field Adress`}},
+		{"unparsable_template.yml", []string{`line 3: clusters[0].zmyctl: zmyctl[2] "{{.Node.Admin": `}},
+		{"bad_bounds.yml", []string{
+			`line 2: detection.root_cause_partition_score: must be between 0 and 1, got 1.5`,
+			`line 4: detection.threshold.min: must be a positive duration, got 0s`,
+			`line 6: remediation.converged_partition_score: must be between 0 and 1, got -0.1`,
+			`line 8: remediation.blast_radius.max_percent: must be in (0, 100], got 150`,
+		}},
+		{"empty_cluster_name.yml", []string{`clusters[0].name: is required`}},
+		{"missing_secret.yml", []string{`line 3: webhook.auth.bearer_token_file: open `, `does-not-exist: no such file`}},
+		{"wrong_type.yml", []string{`line 2: cannot unmarshal !!str `, `many`}},
+		{"bad_duration.yml", []string{`line 2`, `60 seconds`}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", tc.file))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestLoadBytes(t *testing.T) {
+	_, err := LoadBytes([]byte("clusters: []\n---\nclusters: []\n"))
+	require.ErrorContains(t, err, "only one YAML document")
+
+	_, err = LoadBytes([]byte("webhook: {cluster_labels: [\"not a label\"]}"))
+	require.ErrorContains(t, err, `webhook.cluster_labels[0]: "not a label" is not a valid label name`)
+
+	cfg, err := LoadBytes([]byte("webhook: {max_body_bytes: 10}"))
+	require.NoError(t, err)
+	require.Equal(t, int64(10), cfg.Webhook.MaxBodyBytes)
+	require.Equal(t, []string{"cluster"}, cfg.Webhook.ClusterLabels)
+
+	_, err = LoadBytes([]byte("alertmanager: {extend_every: 20m}"))
+	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (10m)")
+}

@@ -1,0 +1,44 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/zmyorg/zmy-responder/internal/zmy"
+)
+
+// ProbeDataPlane scrapes the node's /metrics: per-shard last applied index (the SOP's data
+// check), plus heartbeats, sync lag and the node clock, which the threshold and network
+// judgement use.
+func ProbeDataPlane(ctx context.Context, t Target) Result {
+	if t.Node.MetricsURL == "" {
+		return Result{Status: StatusError, Reason: "node has no metrics_url configured"}
+	}
+	m, err := zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
+	if err != nil {
+		return Result{Status: StatusError, Err: err, Reason: fmt.Sprintf("node %s: %v", t.Node.ID, err)}
+	}
+	r := Result{Status: StatusOK, Raw: m.Raw, Data: m, Value: describeShards(m.Shards)}
+	if len(m.Shards) == 0 {
+		r.Status, r.Reason = StatusFail, "no shard applied index in /metrics"
+	}
+	return r
+}
+
+// describeShards is "shards 1=120 2=98 …" in shard order.
+func describeShards(shards map[string]uint64) string {
+	ids := sortedKeys(shards)
+	slices.SortFunc(ids, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b) // numeric ids sort numerically
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s=%d", id, shards[id]))
+	}
+	return "shards " + strings.Join(parts, " ")
+}

@@ -1,0 +1,49 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// TCPReading is the responder's own view of a node's peer port (the SOP's `telnet <peer> 7070`).
+type TCPReading struct {
+	Addr      string
+	Reachable bool
+	Why       string // "refused", "timed out", … when not reachable
+}
+
+// ProbePeerPort opens a TCP connection to the node's peer port from the responder. Failing to
+// connect is a measured answer (fail), not a probe error: it is the network evidence itself.
+func ProbePeerPort(ctx context.Context, t Target) Result {
+	addr := t.Node.PeerAddr
+	if addr == "" {
+		return Result{Status: StatusError, Reason: "node has no peer_addr configured"}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		why := dialWhy(ctx, err)
+		return Result{Status: StatusFail, Err: err, Data: &TCPReading{Addr: addr, Why: why},
+			Value:  "unreachable: " + why,
+			Reason: fmt.Sprintf("peer port %s of %s %s: %v", addr, t.Node.ID, why, err)}
+	}
+	_ = conn.Close()
+	return Result{Status: StatusOK, Data: &TCPReading{Addr: addr, Reachable: true}, Value: "connected to " + addr}
+}
+
+// dialWhy names a dial failure in the SOP's words.
+func dialWhy(ctx context.Context, err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route"
+	case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	return "failed"
+}

@@ -100,7 +100,11 @@ type AlertRecord struct {
 	Labels      map[string]string `json:"labels"`
 	StartsAt    time.Time         `json:"starts_at"`
 	EndsAt      time.Time         `json:"ends_at"`
-	ReceivedAt  time.Time         `json:"received_at"`
+	ReceivedAt  time.Time         `json:"received_at"` // first delivery
+	// Deliveries counts how many times this (fingerprint, startsAt, status) arrived: replicas,
+	// retries and repeat_interval resends are counted here instead of being stored again.
+	Deliveries int       `json:"deliveries"`
+	LastSeen   time.Time `json:"last_seen"` // latest delivery
 }
 
 // Event is one line of the incident's timeline.

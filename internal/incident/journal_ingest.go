@@ -1,0 +1,258 @@
+package incident
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/common/model"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Delivery is one alert of one webhook notification, routed to its (cluster, alertname).
+type Delivery struct {
+	Cluster   string
+	Alertname string
+	Known     bool // the cluster is in the configuration
+	Truncated int  // the notification's truncatedAlerts, counted once per incident it touches
+	Alert     AlertRecord
+}
+
+// IngestResult says which incident a delivery attached to.
+type IngestResult struct {
+	IncidentID string
+	Created    bool
+}
+
+// Ingest durably records deliveries (fsync; concurrent calls share one commit through bbolt's
+// Batch). A firing alert attaches to the open incident of its (cluster, alertname) or opens one;
+// a resolved alert attaches to the open one, or the latest one, and sets ResolvedAt once every
+// alert of the incident is resolved; an unknown cluster's alerts go to an incident opened and
+// closed at once with OutcomeUnknownCluster (reused while it is that cluster's latest). The same
+// (fingerprint, startsAt, status) delivered again only bumps its Deliveries and LastSeen.
+// Results are in the order of ds. Ingest returns only after the data is on disk.
+func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	now := j.now()
+	var results []IngestResult
+	defer j.observe(time.Now())
+	// A write in progress is not abandoned on ctx cancellation: its outcome would be unknown.
+	err := j.db.Batch(func(tx *bolt.Tx) error {
+		// Batch may run this function again after a failed shared commit; start from scratch.
+		var err error
+		results, err = ingestTx(tx, ds, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest %d alerts: %w", len(ds), err)
+	}
+	return results, nil
+}
+
+// touched is an incident loaded once per transaction and written back at its end.
+type touched struct {
+	seq       uint64
+	inc       *Incident
+	resolved  bool // a resolved alert arrived in this transaction
+	truncated bool // this transaction already added the notification's truncatedAlerts
+}
+
+func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error) {
+	incs, alerts := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts)
+	open, latest := tx.Bucket(bucketOpen), tx.Bucket(bucketLatest)
+	cache := map[uint64]*touched{}
+	var order []*touched
+
+	load := func(seq uint64) (*touched, error) {
+		if t, ok := cache[seq]; ok {
+			return t, nil
+		}
+		inc, err := getIncident(incs, seq)
+		if err != nil {
+			return nil, err
+		}
+		t := &touched{seq: seq, inc: inc}
+		cache[seq] = t
+		order = append(order, t)
+		return t, nil
+	}
+	create := func(d *Delivery, gk []byte) (*touched, error) {
+		seq, err := incs.NextSequence()
+		if err != nil {
+			return nil, fmt.Errorf("next incident id: %w", err)
+		}
+		inc := newIncident(seq, d, now)
+		if inc.Open() {
+			if err := open.Put(gk, seqKey(seq)); err != nil {
+				return nil, err
+			}
+		}
+		if err := latest.Put(gk, seqKey(seq)); err != nil {
+			return nil, err
+		}
+		t := &touched{seq: seq, inc: inc}
+		cache[seq] = t
+		order = append(order, t)
+		return t, nil
+	}
+
+	results := make([]IngestResult, len(ds))
+	for i := range ds {
+		d := &ds[i]
+		if d.Alert.Fingerprint == "" {
+			// Alertmanager always sends one; other senders get the same label-set fingerprint.
+			d.Alert.Fingerprint = model.LabelSet(toLabelSet(d.Alert.Labels)).Fingerprint().String()
+		}
+		gk := groupKey(d.Cluster, d.Alertname)
+		var t *touched
+		seq, ok := route(open, latest, d, gk)
+		if ok {
+			var err error
+			if t, err = load(seq); err != nil {
+				return nil, err
+			}
+			// An unknown cluster's alert joins only an unknown_cluster incident; if the cluster was
+			// known when its latest incident opened, it starts a new one.
+			ok = d.Known || t.inc.Outcome == OutcomeUnknownCluster
+		}
+		if !ok {
+			var err error
+			if t, err = create(d, gk); err != nil {
+				return nil, err
+			}
+		}
+		if err := putAlert(alerts, t.seq, &d.Alert, now); err != nil {
+			return nil, err
+		}
+		if d.Alert.Status == string(model.AlertResolved) {
+			t.resolved = true
+		}
+		if d.Truncated > 0 && !t.truncated {
+			t.inc.TruncatedAlerts += d.Truncated
+			t.truncated = true
+		}
+		t.inc.UpdatedAt = now
+		results[i] = IngestResult{IncidentID: t.inc.ID, Created: !ok}
+	}
+
+	for _, t := range order {
+		// Only a resolved alert can make every alert resolved, and only a firing one can undo a
+		// recorded resolution: skip the scan otherwise.
+		if t.resolved || t.inc.ResolvedAt != nil {
+			all, err := allResolved(alerts, t.seq)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case all && t.inc.ResolvedAt == nil:
+				at := now
+				t.inc.ResolvedAt = &at
+				t.inc.Timeline = append(t.inc.Timeline, Event{At: now, Step: t.inc.Step, Message: "every alert of the incident is resolved"})
+			case !all && t.inc.ResolvedAt != nil:
+				t.inc.ResolvedAt = nil
+				t.inc.Timeline = append(t.inc.Timeline, Event{At: now, Step: t.inc.Step, Message: "an alert of the incident is firing again"})
+			}
+		}
+		if err := putIncident(incs, t.seq, t.inc); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// route finds the incident a delivery belongs to: the open one of its group, else for resolved
+// alerts and unknown clusters the group's latest one.
+func route(open, latest *bolt.Bucket, d *Delivery, gk []byte) (uint64, bool) {
+	if d.Known {
+		if v := open.Get(gk); v != nil {
+			return binary.BigEndian.Uint64(v), true
+		}
+		if d.Alert.Status != string(model.AlertResolved) {
+			return 0, false
+		}
+	}
+	if v := latest.Get(gk); v != nil {
+		return binary.BigEndian.Uint64(v), true
+	}
+	return 0, false
+}
+
+func newIncident(seq uint64, d *Delivery, now time.Time) *Incident {
+	inc := &Incident{
+		ID:        FormatID(seq),
+		Cluster:   d.Cluster,
+		Alertname: d.Alertname,
+		Step:      StepReceived,
+		OpenedAt:  now,
+		UpdatedAt: now,
+		Timeline: []Event{{At: now, Step: StepReceived, Message: fmt.Sprintf(
+			"opened by %s alert %s from %s (group %s)", d.Alert.Status, d.Alert.Fingerprint, d.Alert.ExternalURL, d.Alert.GroupKey)}},
+	}
+	closeWith := func(o Outcome, reason string) {
+		at := now
+		inc.Step, inc.Outcome, inc.Reason, inc.ClosedAt = StepClosed, o, reason, &at
+		inc.Timeline = append(inc.Timeline, Event{At: now, Step: StepClosed, Message: reason})
+	}
+	switch {
+	case !d.Known:
+		closeWith(OutcomeUnknownCluster, fmt.Sprintf("cluster %q is not in the configuration: alert journaled, nothing done", d.Cluster))
+	case d.Alert.Status == string(model.AlertResolved):
+		closeWith(OutcomeSelfHealed, "resolved notification for an alert this journal never saw firing: nothing to do")
+	}
+	return inc
+}
+
+// putAlert stores the alert once per (fingerprint, startsAt, status); a repeat only counts.
+func putAlert(b *bolt.Bucket, seq uint64, a *AlertRecord, now time.Time) error {
+	k := alertKey(seq, a.Fingerprint, a.StartsAt, a.Status)
+	rec := *a
+	if v := b.Get(k); v != nil {
+		var old AlertRecord
+		if err := json.Unmarshal(v, &old); err != nil {
+			return fmt.Errorf("decode alert record: %w", err)
+		}
+		rec = old
+	} else {
+		rec.ReceivedAt, rec.Deliveries = now, 0
+	}
+	rec.Deliveries++
+	rec.LastSeen = now
+	data, err := json.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("encode alert record: %w", err)
+	}
+	return b.Put(k, data)
+}
+
+// allResolved reports whether the latest record of every fingerprint of the incident is resolved.
+func allResolved(b *bolt.Bucket, seq uint64) (bool, error) {
+	prefix := seqKey(seq)
+	c := b.Cursor()
+	var lastFP string
+	var lastStatusResolved, any bool
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		fp := alertKeyFingerprint(k)
+		if any && fp != lastFP && !lastStatusResolved {
+			return false, nil
+		}
+		lastFP, any = fp, true
+		lastStatusResolved = bytes.HasSuffix(k, []byte(model.AlertResolved))
+	}
+	return any && lastStatusResolved, nil
+}
+
+func toLabelSet(m map[string]string) model.LabelSet {
+	ls := make(model.LabelSet, len(m))
+	for k, v := range m {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
+}

@@ -1,0 +1,47 @@
+package sim
+
+import (
+	"slices"
+	"time"
+)
+
+// ExitNoAnswer is the exit recorded in the audit log for a command the node never answered
+// (injected hang, or the caller gave up during injected slowness).
+const ExitNoAnswer = -1
+
+// auditOutputMax caps the output excerpt kept per audited command.
+const auditOutputMax = 512
+
+// AuditEntry is one zmyctl command a node received.
+type AuditEntry struct {
+	Time     time.Time     `json:"time"`
+	Node     string        `json:"node"`
+	Args     []string      `json:"args"`
+	Exit     int           `json:"exit"`
+	Output   string        `json:"output"` // capped excerpt of stdout and stderr
+	Duration time.Duration `json:"duration_ns"`
+}
+
+func (c *Cluster) record(node string, args []string, start time.Time, exit int, output string) {
+	if len(output) > auditOutputMax {
+		output = output[:auditOutputMax] + "…"
+	}
+	e := AuditEntry{Time: start, Node: node, Args: slices.Clone(args), Exit: exit, Output: output, Duration: time.Since(start)}
+	c.mu.Lock()
+	c.audit = append(c.audit, e)
+	c.mu.Unlock()
+}
+
+// Audit returns every command received so far, oldest first.
+func (c *Cluster) Audit() []AuditEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.audit)
+}
+
+// Invariants returns every violation recorded so far; a correct runbook leaves it empty.
+func (c *Cluster) Invariants() []Violation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Violation{}, c.m.violations...)
+}

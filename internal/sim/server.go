@@ -1,0 +1,267 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// nodeServer owns one node's ports: HTTP (/metrics, /healthz, /admin/…), the peer TCP port
+// and gRPC health. Ports are picked once and reused when a killed node restarts.
+type nodeServer struct {
+	c   *Cluster
+	idx int
+	id  string
+
+	handler http.Handler
+
+	mu       sync.Mutex // guards the listeners below and etcdStop
+	httpAddr string
+	peerAddr string
+	grpcAddr string
+	httpSrv  *http.Server
+	peerLn   net.Listener
+	grpcSrv  *grpc.Server
+	etcdStop context.CancelFunc
+}
+
+func newNodeServer(c *Cluster, i int) *nodeServer {
+	s := &nodeServer{c: c, idx: i, id: c.m.nodes[i].id}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newNodeCollector(c, i))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("POST /admin/v1/exec", s.handleExec)
+	s.handler = mux
+	return s
+}
+
+// bindFresh binds the three ports on free ports without serving yet, so that every node's
+// addresses are known (and immutable) before any request can arrive.
+func (s *nodeServer) bindFresh() (lns [3]net.Listener, err error) {
+	for k := range lns {
+		if lns[k], err = net.Listen("tcp", hostPort(s.c.opts.Host, 0)); err != nil {
+			for _, ln := range lns[:k] {
+				_ = ln.Close()
+			}
+			return lns, fmt.Errorf("listen on %s: %w", s.c.opts.Host, err)
+		}
+	}
+	s.httpAddr, s.peerAddr, s.grpcAddr = lns[0].Addr().String(), lns[1].Addr().String(), lns[2].Addr().String()
+	return lns, nil
+}
+
+// serveFresh starts serving on the listeners bindFresh returned.
+func (s *nodeServer) serveFresh(lns [3]net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.serveHTTP(lns[0])
+	s.servePeer(lns[1])
+	s.serveGRPC(lns[2])
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func (s *nodeServer) serveHTTP(ln net.Listener) {
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = srv
+	s.c.wg.Go(func() { _ = srv.Serve(ln) })
+}
+
+// servePeer accepts TCP on the peer port: a probe (the seed's `telnet <peer> 7070`) connects,
+// reads a banner and is closed.
+func (s *nodeServer) servePeer(ln net.Listener) {
+	s.peerLn = ln
+	banner := []byte("ZMY-PEER " + s.id + "\n")
+	s.c.wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = conn.Write(banner)
+			_ = conn.Close()
+		}
+	})
+}
+
+func (s *nodeServer) serveGRPC(ln net.Listener) {
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("zmy", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	s.grpcSrv = srv
+	s.c.wg.Go(func() { _ = srv.Serve(ln) })
+}
+
+// reconcile opens or closes ports to match the wanted state.
+func (s *nodeServer) reconcile(up, peer bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if up && s.httpSrv == nil {
+		hl, err1 := listen(s.httpAddr)
+		gl, err2 := listen(s.grpcAddr)
+		if err := errors.Join(err1, err2); err != nil {
+			for _, ln := range []net.Listener{hl, gl} {
+				if ln != nil {
+					_ = ln.Close()
+				}
+			}
+			errs = append(errs, err)
+		} else {
+			s.serveHTTP(hl)
+			s.serveGRPC(gl)
+			s.startEtcdLocked()
+		}
+	}
+	if !up && s.httpSrv != nil {
+		// Close, not Shutdown: a killed process drops its connections, hung requests included.
+		_ = s.httpSrv.Close()
+		s.httpSrv = nil
+		s.grpcSrv.Stop()
+		s.grpcSrv = nil
+		s.stopEtcdLocked()
+	}
+	if peer && s.peerLn == nil {
+		if ln, err := listen(s.peerAddr); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.servePeer(ln)
+		}
+	}
+	if !peer && s.peerLn != nil {
+		_ = s.peerLn.Close()
+		s.peerLn = nil
+	}
+	return errors.Join(errs...)
+}
+
+// stop closes everything for good.
+func (s *nodeServer) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpSrv != nil {
+		_ = s.httpSrv.Close()
+		s.httpSrv = nil
+	}
+	if s.grpcSrv != nil {
+		s.grpcSrv.Stop()
+		s.grpcSrv = nil
+	}
+	if s.peerLn != nil {
+		_ = s.peerLn.Close()
+		s.peerLn = nil
+	}
+	s.stopEtcdLocked()
+}
+
+func (s *nodeServer) endpoints() NodeEndpoints {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base := "http://" + s.httpAddr
+	return NodeEndpoints{
+		ID:         s.id,
+		Host:       s.c.opts.Host,
+		HTTPAddr:   s.httpAddr,
+		Admin:      base,
+		MetricsURL: base + "/metrics",
+		HealthURL:  base + "/healthz",
+		PeerAddr:   s.peerAddr,
+		GRPCAddr:   s.grpcAddr,
+	}
+}
+
+// NodeEndpoints are one node's addresses, as the responder's config names them.
+type NodeEndpoints struct {
+	ID         string `json:"id"`
+	Host       string `json:"host"`
+	HTTPAddr   string `json:"http_addr"` // host:port of /metrics, /healthz and the admin API
+	Admin      string `json:"admin"`     // base URL handed to `zmysim ctl --endpoint`
+	MetricsURL string `json:"metrics_url"`
+	HealthURL  string `json:"health_url"`
+	PeerAddr   string `json:"peer_addr"`
+	GRPCAddr   string `json:"grpc_addr"`
+}
+
+// execRequest and execResponse are the node admin API that `zmysim ctl` talks to: the
+// command words go to the node, which answers with what zmyctl prints and its exit code.
+type execRequest struct {
+	Args []string `json:"args"`
+}
+
+type execResponse struct {
+	Exit   int    `json:"exit"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// handleExec serves one zmyctl command, applying the node's injected ctl fault first.
+func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req execRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "decode command: " + err.Error()})
+		return
+	}
+	s.c.mu.Lock()
+	mode, slow := s.c.m.nodes[s.idx].ctlMode, s.c.m.nodes[s.idx].slow
+	s.c.mu.Unlock()
+
+	if slow > 0 {
+		t := time.NewTimer(slow)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			s.c.record(s.id, req.Args, start, ExitNoAnswer, "caller gave up during injected slowness")
+			return
+		}
+	}
+	switch mode {
+	case ctlHang:
+		// Answer nothing until the caller (or the node's death) ends the request.
+		<-r.Context().Done()
+		s.c.record(s.id, req.Args, start, ExitNoAnswer, "injected hang: no answer")
+		return
+	case ctlFail:
+		s.c.record(s.id, req.Args, start, 1, "error: injected failure")
+		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: "injected failure"})
+		return
+	}
+	res := s.c.exec(s.idx, req.Args)
+	s.c.record(s.id, req.Args, start, res.Exit, res.Stdout+res.Stderr)
+	writeJSON(w, http.StatusOK, res)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -240,14 +240,20 @@ func judgeData(ev readings, p decideParams, majority int) judgement {
 func judgeNetwork(ev readings, p decideParams, majority int) (judgement, map[string][]string) {
 	fw := firewalled(ev, p.Nodes)
 	var answered int
-	var unexplained, explained []string
+	// Unreachability by how it was seen, each item "from→to"; explained ones are kept apart.
+	kinds := []string{"peer port unreachable from the responder", "netcheck unreachable", "heartbeat stale"}
+	unexplained := make([][]string, len(kinds))
+	var explained []string
 	stale := map[string][]string{}
-	note := func(from, to, how string) {
-		s := fmt.Sprintf("%s→%s %s", from, to, how)
+	note := func(kind int, from, to, how string) {
+		s := from + "→" + to
+		if how != "" {
+			s += " " + how
+		}
 		if fw[from] || fw[to] {
 			explained = append(explained, s)
 		} else {
-			unexplained = append(unexplained, s)
+			unexplained[kind] = append(unexplained[kind], s)
 		}
 	}
 	for _, n := range p.Nodes {
@@ -255,14 +261,14 @@ func judgeNetwork(ev readings, p decideParams, majority int) (judgement, map[str
 		if tr, ok := data[TCPReading](ev, n, ProbeTCP); ok {
 			checked = true
 			if !tr.Reachable {
-				note("responder", n, "peer port "+tr.Why)
+				note(0, "responder", n, tr.Why)
 			}
 		}
 		if nc, ok := data[zmy.Netcheck](ev, n, ProbeNetcheck); ok {
 			checked = true
 			for _, pc := range nc.Peers {
 				if !pc.Reachable {
-					note(n, pc.Peer, "netcheck unreachable")
+					note(1, n, pc.Peer, "")
 				}
 			}
 		}
@@ -272,10 +278,10 @@ func judgeNetwork(ev readings, p decideParams, majority int) (judgement, map[str
 				switch {
 				case !m.PeerUp[peer]:
 					stale[n] = append(stale[n], peer)
-					note(n, peer, "heartbeat down")
+					note(2, n, peer, "down")
 				case hasRTT && p.Threshold > 0 && rtt > p.Threshold.Seconds():
 					stale[n] = append(stale[n], peer)
-					note(n, peer, fmt.Sprintf("heartbeat rtt %.3fs > threshold %s", rtt, p.Threshold))
+					note(2, n, peer, fmt.Sprintf("rtt %.3fs > threshold %s", rtt, p.Threshold))
 				}
 			}
 		}
@@ -283,10 +289,13 @@ func judgeNetwork(ev readings, p decideParams, majority int) (judgement, map[str
 			answered++
 		}
 	}
-	j := judgement{held: len(unexplained) > 0, judged: answered >= majority}
+	j := judgement{judged: answered >= majority}
 	var parts []string
-	if len(unexplained) > 0 {
-		parts = append(parts, "unreachable without a firewall rule: "+list(unexplained))
+	for k, items := range unexplained {
+		if len(items) > 0 {
+			j.held = true
+			parts = append(parts, kinds[k]+": "+list(items))
+		}
 	}
 	if len(explained) > 0 {
 		parts = append(parts, fmt.Sprintf("unreachability explained by a firewall rule on %s (deliberate block): %s",
@@ -369,8 +378,8 @@ func healthy(ev readings, p decideParams) bool {
 	return true
 }
 
-// groups partitions the nodes by netcheck reachability: two nodes are in one group when either
-// reports the other reachable. Without any netcheck answer there are no groups to report.
+// groups partitions the nodes by reachability: two nodes are in one group when either's netcheck
+// or heartbeat reports the other reachable. Without any such answer there are no groups.
 func groups(ev readings, nodes []string) [][]string {
 	parent := map[string]string{}
 	var find func(string) string
@@ -385,15 +394,27 @@ func groups(ev readings, nodes []string) [][]string {
 		parent[n], known[n] = n, true
 	}
 	checked := false
-	for _, n := range nodes {
-		nc, ok := data[zmy.Netcheck](ev, n, ProbeNetcheck)
-		if !ok {
-			continue
+	join := func(a, b string) {
+		if known[b] {
+			parent[find(b)] = find(a)
 		}
-		checked = true
-		for _, pc := range nc.Peers {
-			if pc.Reachable && known[pc.Peer] {
-				parent[find(pc.Peer)] = find(n)
+	}
+	for _, n := range nodes {
+		if nc, ok := data[zmy.Netcheck](ev, n, ProbeNetcheck); ok {
+			checked = true
+			for _, pc := range nc.Peers {
+				if pc.Reachable {
+					join(n, pc.Peer)
+				}
+			}
+		}
+		// Heartbeats group a node whose zmyctl hangs but whose /metrics still answers.
+		if m, ok := data[zmy.NodeMetrics](ev, n, ProbeData); ok {
+			for peer, up := range m.PeerUp {
+				if up {
+					checked = true
+					join(n, peer)
+				}
 			}
 		}
 	}

@@ -262,7 +262,7 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 	ru, _ := url.Parse(s.ResponderURL)
 	am, _ := url.Parse(s.AlertmanagerURL)
 	cfg := map[string]any{
-		"global": map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+		"global":     map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
 		"rule_files": rules,
 		"alerting": map[string]any{"alertmanagers": []any{map[string]any{
 			"static_configs": []any{map[string]any{"targets": []string{am.Host}}}}}},

@@ -25,6 +25,9 @@ type clusterState struct {
 	// LastRemediationAt is when the latest remediation that mutated nodes finished.
 	LastRemediationAt       *time.Time `json:"last_remediation_at,omitempty"`
 	LastRemediationIncident string     `json:"last_remediation_incident,omitempty"`
+	// BreakerRecorded is the last incident whose result went to the breaker: a close retried
+	// after a crash does not count twice.
+	BreakerRecorded string `json:"breaker_recorded,omitempty"`
 }
 
 func clusterStateKey(cluster string) string { return "remediate/cluster/" + cluster }

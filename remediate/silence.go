@@ -188,9 +188,15 @@ func (s *silencer) Find(ctx context.Context, incID string) (*models.GettableSile
 	return nil, nil
 }
 
+// foreignSilence is a silence someone else created that covers the incident's alert.
+type foreignSilence struct {
+	id, by, comment string
+	ends            time.Time
+}
+
 // Foreign returns an active silence that covers the incident's alert and that we did not
 // create: a human took over.
-func (s *silencer) Foreign(ctx context.Context, inc *incident.Incident) (*models.GettableSilence, error) {
+func (s *silencer) Foreign(ctx context.Context, inc *incident.Incident) (*foreignSilence, error) {
 	all, err := s.List(ctx)
 	if err != nil {
 		return nil, err
@@ -198,7 +204,11 @@ func (s *silencer) Foreign(ctx context.Context, inc *incident.Incident) (*models
 	lset := s.alertLabels(inc)
 	for _, sil := range all {
 		if !s.ours(sil) && state(sil) == "active" && covers(sil, lset) {
-			return sil, nil
+			f := &foreignSilence{id: deref(sil.ID), by: deref(sil.CreatedBy), comment: deref(sil.Comment)}
+			if sil.EndsAt != nil {
+				f.ends = time.Time(*sil.EndsAt)
+			}
+			return f, nil
 		}
 	}
 	return nil, nil

@@ -1,0 +1,372 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
+)
+
+// Prober is what the runbook needs of detection; detect.Prober implements it.
+type Prober interface {
+	Confirm(ctx context.Context, cluster string) (*incident.Verdict, error)
+	RecoveryGate(ctx context.Context, cluster string) (incident.Gate, error)
+}
+
+// store is the part of the journal the engine uses; *incident.Journal implements it.
+type store interface {
+	Get(ctx context.Context, id string) (*incident.Incident, error)
+	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
+	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
+	stateStore
+}
+
+// Options are the engine's collaborators. The zero value is usable.
+type Options struct {
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// Failpoint, when set, is called at named points of the runbook (see failpoints.go); the
+	// crash tests use it to kill the process exactly there.
+	Failpoint func(name string)
+}
+
+// Engine runs the runbook: one goroutine per open incident, driven by the journal.
+type Engine struct {
+	j    store
+	p    Prober
+	log  *slog.Logger
+	now  func() time.Time
+	m    *metrics
+	sem  *prioSemaphore
+	brk  *breakers
+	fail func(string)
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	drivers map[string]*zmy.Driver
+	sil     *silencer
+	runners map[string]*runner
+	pending []string
+	ctx     context.Context // Run's; nil before Run
+	wg      sync.WaitGroup
+
+	stateMu sync.Mutex // read-modify-write of cluster state documents
+	closeMu sync.Mutex // closing and aborting: one at a time, each re-reads the journal
+	reg     prometheus.Registerer
+}
+
+// runner is the goroutine that advances one open incident.
+type runner struct {
+	id      string
+	cluster string
+	cancel  context.CancelCauseFunc
+	wake    chan struct{}
+	done    chan struct{}
+	// claimed: the incident passed the guards, so it counts against blast radius and anti-flap.
+	claimed bool
+	step    incident.Step
+	// freshContain: this process journaled the entry into containing, so no suspend of this
+	// incident can have been sent before and the initial raft-state read can be skipped.
+	freshContain bool
+	silMu        sync.Mutex // serializes silence operations of this incident
+	// Guarded by Engine.mu:
+	takeover     string             // "manual silence <id> by <who>", set by the silence keeper
+	stageCancel  context.CancelFunc // cancels the running stage (takeover)
+	keeperCancel context.CancelFunc // stops the silence keeper
+	keeperDone   chan struct{}
+	// Owned by the runner goroutine:
+	lastNote, journaledNote string
+}
+
+// takeoverOf returns the takeover reason, if a human's silence was seen.
+func (e *Engine) takeoverOf(r *runner) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return r.takeover
+}
+
+// NewEngine builds the engine; nothing runs until Run.
+func NewEngine(cfg *config.Config, j *incident.Journal, p Prober, opts Options) (*Engine, error) {
+	return newEngine(cfg, j, p, opts)
+}
+
+func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint,
+		runners: map[string]*runner{}, reg: opts.Registerer,
+		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
+	}
+	e.brk = newBreakers(j, cfg.Remediation.Breaker, func(c string, s BreakerState) {
+		e.m.breakerState.WithLabelValues(c).Set(float64(s))
+	})
+	drivers, sil, err := e.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.cfg, e.drivers, e.sil = cfg, drivers, sil
+	e.m.addClusters(cfg)
+	return e, nil
+}
+
+// build does the fallible work of a (re)configuration before anything is swapped.
+func (e *Engine) build(cfg *config.Config) (map[string]*zmy.Driver, *silencer, error) {
+	drivers := map[string]*zmy.Driver{}
+	for _, c := range cfg.Clusters {
+		timeout := time.Duration(c.CommandTimeout)
+		if timeout <= 0 {
+			timeout = time.Duration(cfg.Remediation.CommandTimeout)
+		}
+		d, err := zmy.NewDriver(c, zmy.DriverOptions{Timeout: timeout, Registerer: e.reg})
+		if err != nil {
+			return nil, nil, fmt.Errorf("build zmyctl driver: %w", err)
+		}
+		drivers[c.Name] = d
+	}
+	sil, err := newSilencer(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return drivers, sil, nil
+}
+
+// SetConfig applies a reloaded config: new drivers, silencer, limits and breaker settings.
+// A config it cannot apply keeps the old one (the receiver validated it already).
+func (e *Engine) SetConfig(cfg *config.Config) {
+	drivers, sil, err := e.build(cfg)
+	if err != nil {
+		e.log.Error("remediation keeps its previous config", "err", err)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cfg, e.drivers, e.sil = cfg, drivers, sil
+	e.m.addClusters(cfg)
+	e.sem.SetLimit(cfg.Remediation.Concurrency)
+	e.brk.SetConfig(cfg.Remediation.Breaker)
+}
+
+// snapshot returns the current config, the cluster's config and driver, and the silencer.
+func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig, *zmy.Driver, *silencer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg, e.cfg.Cluster(cluster), e.drivers[cluster], e.sil
+}
+
+// Run resumes every open incident at its journaled step, then serves Kick until ctx ends, and
+// waits for the incident goroutines to stop.
+func (e *Engine) Run(ctx context.Context) error {
+	open, err := e.j.List(ctx, true)
+	if err != nil {
+		return fmt.Errorf("list open incidents to resume: %w", err)
+	}
+	e.mu.Lock()
+	e.ctx = ctx
+	// Claims first, all of them, so that no resumed incident passes the guards without
+	// seeing the ones already remediating.
+	for _, inc := range open {
+		r := e.newRunnerLocked(inc.ID, inc.Cluster)
+		r.claimed = pastGuards(inc.Step)
+		r.step = inc.Step
+	}
+	for _, inc := range open {
+		e.startLocked(e.runners[inc.ID])
+	}
+	for _, id := range e.pending {
+		e.kickLocked(id)
+	}
+	e.pending = nil
+	e.mu.Unlock()
+	for _, c := range e.cfg.Clusters {
+		if _, err := e.brk.State(ctx, c.Name); err != nil {
+			e.log.Error("cannot restore breaker", "cluster", c.Name, "err", err)
+		}
+		if st, err := loadClusterState(ctx, e.j, c.Name); err == nil && st.Paused != nil {
+			e.m.clusterPaused.WithLabelValues(c.Name).Set(1)
+		}
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.sweepOrphans(ctx)
+	}()
+	<-ctx.Done()
+	e.wg.Wait()
+	return nil
+}
+
+// pastGuards reports whether an incident at step has passed the guards (and not closed).
+func pastGuards(s incident.Step) bool {
+	switch s {
+	case incident.StepSilencing, incident.StepContaining, incident.StepSnapshotting,
+		incident.StepAwaitingRecovery, incident.StepArbitrating, incident.StepResuming,
+		incident.StepVerifying:
+		return true
+	}
+	return false
+}
+
+// Kick tells the engine an incident got a delivery. It starts the incident's goroutine unless
+// one runs already (then it only wakes it); before Run it is remembered.
+func (e *Engine) Kick(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil {
+		e.pending = append(e.pending, id)
+		return
+	}
+	e.kickLocked(id)
+}
+
+func (e *Engine) kickLocked(id string) {
+	if r, ok := e.runners[id]; ok {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if e.ctx.Err() != nil {
+		return
+	}
+	e.startLocked(e.newRunnerLocked(id, ""))
+}
+
+func (e *Engine) newRunnerLocked(id, cluster string) *runner {
+	r := &runner{id: id, cluster: cluster, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	e.runners[id] = r
+	return r
+}
+
+func (e *Engine) startLocked(r *runner) {
+	ctx, cancel := context.WithCancelCause(e.ctx)
+	r.cancel = cancel
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(r.done)
+		defer cancel(nil)
+		e.drive(ctx, r)
+		e.mu.Lock()
+		delete(e.runners, r.id)
+		e.mu.Unlock()
+	}()
+}
+
+// errStale says the journaled incident is no longer where the runner thought it was (aborted,
+// closed, or moved on); the runner re-reads it.
+var errStale = errors.New("incident changed meanwhile")
+
+// drive advances one incident until it is closed or ctx ends: read the journal, run the stage
+// of the current step, act on its result. controller-runtime's loop, one incident at a time.
+func (e *Engine) drive(ctx context.Context, r *runner) {
+	defer e.stopKeeper(r)
+	log := e.log.With("incident", r.id)
+	backoff := newBackoff(50*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		inc, err := e.j.Get(ctx, r.id)
+		if errors.Is(err, incident.ErrNotFound) {
+			log.Error("kicked for an unknown incident")
+			return
+		}
+		if err != nil {
+			log.Error("cannot read incident; retrying", "err", err)
+			if !sleep(ctx, backoff.next(), nil) {
+				return
+			}
+			continue
+		}
+		e.track(r, inc)
+		if !inc.Open() {
+			return
+		}
+		if pastGuards(inc.Step) && inc.Outcome == "" && inc.Abort == nil {
+			e.startKeeper(ctx, r)
+		}
+		if inc.Abort != nil || inc.Outcome != "" {
+			// An abort or a close was journaled but not finished (crash, or the API is
+			// finishing it right now): finish it; both paths are serialized and idempotent.
+			if err := e.finish(ctx, r, inc.ID); err != nil {
+				log.Error("cannot finish closing incident; retrying", "err", err)
+				if !sleep(ctx, backoff.next(), nil) {
+					return
+				}
+			}
+			continue
+		}
+		res := e.execStep(ctx, r, inc)
+		if ctx.Err() != nil {
+			return
+		}
+		wait, err := e.act(ctx, r, inc, res)
+		if err != nil && !errors.Is(err, errStale) {
+			log.Error("cannot journal the step result; retrying", "step", inc.Step, "err", err)
+			wait = backoff.next()
+		} else if err == nil && wait == 0 {
+			backoff.reset()
+		}
+		if wait > 0 && !sleep(ctx, wait, r.wake) {
+			return
+		}
+	}
+}
+
+// track keeps the runner's view of its incident and the step metrics current.
+func (e *Engine) track(r *runner, inc *incident.Incident) {
+	e.mu.Lock()
+	r.cluster = inc.Cluster
+	r.step = inc.Step
+	if pastGuards(inc.Step) {
+		r.claimed = true
+	}
+	e.mu.Unlock()
+	if e.m.knownClusters[inc.Cluster] || e.cfg.Cluster(inc.Cluster) != nil {
+		e.m.setStep(inc.Cluster, inc.Step)
+	}
+}
+
+// sleep waits d, or until wake fires or ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
+
+type backoff struct{ cur, min, max time.Duration }
+
+func newBackoff(minD, maxD time.Duration) *backoff { return &backoff{min: minD, max: maxD} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }

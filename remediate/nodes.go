@@ -1,0 +1,140 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
+)
+
+// maxOutput is how much of a command's output the incident record keeps.
+const maxOutput = 2048
+
+// record keeps one zmyctl run as evidence of the incident.
+func (sc *stageCtx) record(res *zmy.Result, err error) {
+	if res == nil {
+		return
+	}
+	out := strings.TrimSpace(res.Stdout)
+	if s := strings.TrimSpace(res.Stderr); s != "" {
+		out = strings.TrimSpace(out + "\n" + s)
+	}
+	if len(out) > maxOutput {
+		out = out[:maxOutput] + "…"
+	}
+	c := incident.Command{Node: res.Node, Args: res.Args, Step: sc.inc.Step, Started: res.Started,
+		Duration: res.Duration, Exit: res.Exit, Output: out}
+	if err != nil {
+		c.Error = err.Error()
+	}
+	sc.mu.Lock()
+	sc.cmds = append(sc.cmds, c)
+	sc.mu.Unlock()
+}
+
+// nodes returns the configured nodes with the given ids (all of them when ids is nil).
+func (sc *stageCtx) nodes(ids []string) []config.NodeConfig {
+	if ids == nil {
+		return sc.cluster.Nodes
+	}
+	var out []config.NodeConfig
+	for _, n := range sc.cluster.Nodes {
+		if slices.Contains(ids, n.ID) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (sc *stageCtx) nodeIDs() []string {
+	ids := make([]string, len(sc.cluster.Nodes))
+	for i, n := range sc.cluster.Nodes {
+		ids[i] = n.ID
+	}
+	return ids
+}
+
+// each runs fn on every node in parallel, each call holding a slot of the engine's priority
+// semaphore, and returns the errors by node.
+func (sc *stageCtx) each(ctx context.Context, nodes []config.NodeConfig, p priority,
+	fn func(ctx context.Context, n config.NodeConfig) error) map[string]error {
+	var mu sync.Mutex
+	errs := map[string]error{}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() {
+			err := sc.e.sem.Acquire(ctx, p)
+			if err == nil {
+				err = fn(ctx, n)
+				sc.e.sem.Release()
+			}
+			if err != nil {
+				mu.Lock()
+				errs[n.ID] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// raftStates asks every node for its raft state; unknown states are absent from the map.
+func (sc *stageCtx) raftStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]string, map[string]error) {
+	var mu sync.Mutex
+	states := map[string]string{}
+	errs := sc.each(ctx, nodes, p, func(ctx context.Context, n config.NodeConfig) error {
+		st, res, err := sc.drv.RaftState(ctx, n)
+		sc.record(res, err)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		states[n.ID] = st.RaftState
+		mu.Unlock()
+		return nil
+	})
+	return states, errs
+}
+
+// snapshotLists reads every node's snapshots.
+func (sc *stageCtx) snapshotLists(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string][]zmy.Snapshot, map[string]error) {
+	var mu sync.Mutex
+	lists := map[string][]zmy.Snapshot{}
+	errs := sc.each(ctx, nodes, p, func(ctx context.Context, n config.NodeConfig) error {
+		l, res, err := sc.drv.SnapshotList(ctx, n)
+		sc.record(res, err)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		lists[n.ID] = l
+		mu.Unlock()
+		return nil
+	})
+	return lists, errs
+}
+
+// describe lists nodes with their errors, in node order, for reasons and notes.
+func describe(ids []string, errs map[string]error) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := errs[id]; err != nil {
+			parts = append(parts, fmt.Sprintf("%s (%v)", id, err))
+		} else {
+			parts = append(parts, id)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// isCancel reports whether err is our own cancellation rather than the node's failure.
+func isCancel(err error) bool {
+	return errors.Is(err, context.Canceled)
+}

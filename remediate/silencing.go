@@ -1,0 +1,184 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+// stageSilencing creates the incident's one silence and moves on to containment whatever
+// Alertmanager says: a down Alertmanager never delays stopping the bleeding (the keeper
+// retries in the background). A human's silence seen here means a human took over before we
+// touched anything.
+func stageSilencing(ctx context.Context, sc *stageCtx) result {
+	started := func(inc *incident.Incident) { inc.RemediationStarted = true }
+	if sc.sil == nil {
+		res := advance(incident.StepContaining, "silencing disabled (no alertmanager.url)")
+		res.label, res.apply = resultSkipped, started
+		return res
+	}
+	f, err := sc.sil.Foreign(ctx, sc.inc)
+	if err == nil && f != nil {
+		t := sc.e.takeover(ctx, sc.r, sc.inc.ID, f)
+		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
+	}
+	note := "silence in place"
+	if err := sc.e.ensureSilence(ctx, sc.r, sc.sil, sc.inc.ID, false); err != nil {
+		note = "silence not created yet, retrying in the background: " + err.Error()
+	}
+	res := advance(incident.StepContaining, note)
+	res.apply = started
+	return res
+}
+
+// silenceStatus is the incident's silence as journaled.
+type silenceStatus struct {
+	id     string
+	lastAt time.Time // last created/extended
+	ended  bool      // it was expired (by us or by a human): never create another
+}
+
+func currentSilence(inc *incident.Incident) silenceStatus {
+	var st silenceStatus
+	for _, s := range inc.Silences {
+		switch s.Action {
+		case silenceCreated, silenceExtended:
+			if s.ID != "" {
+				st.id, st.lastAt, st.ended = s.ID, s.At, false
+			}
+		case silenceExpired:
+			if s.ID == st.id {
+				st.ended = true
+			}
+		}
+	}
+	return st
+}
+
+// ensureSilence makes sure the incident has its one silence: adopt one Alertmanager already
+// has for it (created just before a crash), else create it; with extend, also push its end
+// out when extend_every has passed. Every action is journaled and counted.
+func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id string, extend bool) error {
+	r.silMu.Lock()
+	defer r.silMu.Unlock()
+	inc, err := e.j.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read incident %s: %w", id, err)
+	}
+	if !inc.Open() || inc.Outcome != "" || inc.Abort != nil {
+		return nil
+	}
+	st := currentSilence(inc)
+	now := e.now()
+	switch {
+	case st.ended:
+		return nil
+	case st.id == "":
+		found, err := sil.Find(ctx, id)
+		if err != nil {
+			e.recordSilence(ctx, id, incident.Silence{Action: silenceFailed, At: now, Error: err.Error()})
+			return err
+		}
+		if found != nil {
+			ends := time.Time{}
+			if found.EndsAt != nil {
+				ends = time.Time(*found.EndsAt)
+			}
+			e.recordSilence(ctx, id, incident.Silence{ID: deref(found.ID), Action: silenceCreated, At: now, EndsAt: ends})
+			return nil
+		}
+		sid, ends, err := sil.Create(ctx, inc, now)
+		if err != nil {
+			e.recordSilence(ctx, id, incident.Silence{Action: silenceFailed, At: now, Error: err.Error()})
+			return err
+		}
+		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceCreated, At: now, EndsAt: ends})
+		e.failpoint("silence:created")
+	case extend && now.Sub(st.lastAt) >= time.Duration(e.config().Alertmanager.ExtendEvery):
+		sid, ends, err := sil.Extend(ctx, st.id, now)
+		if errors.Is(err, errSilenceGone) {
+			// A human expired our silence: they want to be paged; don't put it back.
+			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceExpired, At: now, Error: "expired by someone else"})
+			return nil
+		}
+		if err != nil {
+			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceFailed, At: now, Error: err.Error()})
+			return err
+		}
+		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceExtended, At: now, EndsAt: ends})
+	}
+	return nil
+}
+
+// config returns the current configuration.
+func (e *Engine) config() *config.Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg
+}
+
+// recordSilence journals one silence action on the incident and counts it. The journal write
+// is best effort: the action happened whether or not it could be recorded.
+func (e *Engine) recordSilence(ctx context.Context, id string, s incident.Silence) {
+	e.m.silences.WithLabelValues(s.Action).Inc()
+	_, err := e.j.Update(ctx, id, func(inc *incident.Incident) error {
+		inc.Silences = append(inc.Silences, s)
+		inc.UpdatedAt = e.now()
+		return nil
+	})
+	if err != nil {
+		e.log.Error("cannot journal silence action", "incident", id, "action", s.Action, "silence", s.ID, "err", err)
+	}
+}
+
+// takeover records a human's silence and stops the incident's automatic steps.
+func (e *Engine) takeover(ctx context.Context, r *runner, id string, f *foreignSilence) string {
+	t := fmt.Sprintf("manual silence %s by %s", f.id, f.by)
+	e.mu.Lock()
+	already := r.takeover != ""
+	r.takeover = t
+	if r.stageCancel != nil {
+		r.stageCancel()
+	}
+	e.mu.Unlock()
+	if !already {
+		e.recordSilence(ctx, id, incident.Silence{ID: f.id, Action: silenceForeign, At: e.now(), EndsAt: f.ends,
+			Error: "silence created by " + f.by + ": " + f.comment})
+		e.log.Warn("a human silenced the cluster: stopping automatic steps", "incident", id, "silence", f.id, "by", f.by)
+	}
+	return t
+}
+
+// keepSilence runs beside an incident past the guards: it retries a failed creation with
+// backoff, extends the silence every extend_every and watches for a human's silence.
+func (e *Engine) keepSilence(ctx context.Context, r *runner) {
+	b := newBackoff(200*time.Millisecond, time.Minute)
+	for {
+		_, _, _, sil := e.snapshot(r.cluster)
+		every := time.Duration(e.config().Alertmanager.ExtendEvery)
+		wait := max(every, time.Millisecond)
+		if sil != nil {
+			if err := e.ensureSilence(ctx, r, sil, r.id, true); err != nil {
+				wait = min(b.next(), wait)
+			} else {
+				b.reset()
+			}
+			if inc, err := e.j.Get(ctx, r.id); err == nil && inc.Open() && inc.Outcome == "" {
+				if f, err := sil.Foreign(ctx, inc); err == nil && f != nil {
+					e.takeover(ctx, r, r.id, f)
+					select {
+					case r.wake <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+		if !sleep(ctx, wait, nil) {
+			return
+		}
+	}
+}

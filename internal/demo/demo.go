@@ -1,0 +1,233 @@
+// Package demo narrates one split-brain incident from partition to recovery on a simulated
+// 5-node cluster: what `make demo` shows a newcomer. It starts the stack (internal/stack), injects
+// a 3|2 partition, prints every step the responder takes as it happens, gives the approval a human
+// would give (and says so), heals the network, and ends with the invariant report.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/stack"
+)
+
+// Options configures the demo.
+type Options struct {
+	RepoRoot string
+	BinDir   string
+	Dir      string        // scratch directory for configs, data and logs
+	Timeout  time.Duration // the whole demo; default 5m
+	// Keep leaves the stack running after the incident until ctx is cancelled (Ctrl-C).
+	Keep bool
+}
+
+// Run runs the demo, writing the narration to w.
+func Run(ctx context.Context, o Options, w io.Writer) error {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	n := &narrator{w: w, start: time.Now()}
+
+	_, promErr := stack.LookPath("prometheus")
+	_, amErr := stack.LookPath("prometheus-alertmanager", "alertmanager")
+	observability := promErr == nil && amErr == nil
+	if !observability {
+		n.say("Prometheus and/or Alertmanager are not installed: the demo will deliver the")
+		n.say("ZMY_Quorum_Down webhook itself, exactly as Alertmanager would. For the full chain:")
+		n.say("  sudo apt-get install prometheus prometheus-alertmanager")
+	}
+	n.say("Starting a simulated 5-node ZMY cluster and zmy-responder on 127.0.0.1 …")
+	s, err := stack.Start(ctx, stack.Options{
+		Dir: o.Dir, RepoRoot: o.RepoRoot, BinDir: o.BinDir, Cluster: "demo", Nodes: 5,
+		Observability: observability,
+	})
+	if err != nil {
+		return fmt.Errorf("start the demo stack: %w", err)
+	}
+	defer func() {
+		n.say("Tearing everything down …")
+		s.Close()
+	}()
+	n.say("  responder     %s  (API /api/v1/incidents, metrics /metrics)", s.ResponderURL)
+	if observability {
+		n.say("  prometheus    %s", s.PrometheusURL)
+		n.say("  alertmanager  %s", s.AlertmanagerURL)
+	}
+	n.say("  logs and configs in %s", o.Dir)
+
+	var plan map[string]any
+	if err := stack.GetJSON(ctx, s.ResponderURL+"/api/v1/clusters/demo/plan", &plan); err == nil {
+		n.say("Dry run on the healthy cluster (GET /api/v1/clusters/demo/plan): verdict %v", verdictKind(plan))
+	}
+
+	n.say("")
+	n.say("Injecting a network partition: {n1,n2,n3} | {n4,n5}. Both sides elect a leader and keep")
+	n.say("accepting writes — the split-brain the SOP is about.")
+	if err := s.Fault(ctx, "partition", "n1,n2,n3/n4,n5"); err != nil {
+		return err
+	}
+	partitionAt := time.Now()
+	if observability {
+		n.say("Waiting for Prometheus to fire ZMY_Quorum_Down (rule `for: 15s`, the heartbeat timeout)")
+		n.say("and for Alertmanager to deliver it to the responder …")
+	} else {
+		time.Sleep(2 * time.Second)
+		if err := deliverAlert(ctx, s.ResponderURL+"/webhook", "demo"); err != nil {
+			return err
+		}
+		n.say("Delivered ZMY_Quorum_Down{cluster=\"demo\",job=\"zmy\"} to POST /webhook.")
+	}
+
+	inc, err := n.follow(ctx, s, partitionAt)
+	if err != nil {
+		return err
+	}
+	n.say("")
+	n.say("Incident %s closed: outcome %s — %s", inc.ID, inc.Outcome, inc.Reason)
+	if inc.ContainedAt != nil {
+		n.say("Partition to all nodes suspended: %s", inc.ContainedAt.Sub(partitionAt).Round(10*time.Millisecond))
+	}
+	out, invErr := s.Zmysim(ctx, "invariants")
+	n.say("Simulator invariant report (zmysim invariants): %s", strings.TrimSpace(out))
+	if invErr != nil {
+		return fmt.Errorf("invariants violated: %w", invErr)
+	}
+	n.say("")
+	n.say("Where to look:")
+	n.say("  curl -s %s/api/v1/incidents/%s | jq .", s.ResponderURL, inc.ID)
+	n.say("  curl -s %s/metrics | grep ^zmy_responder_", s.ResponderURL)
+	if observability {
+		n.say("  %s/alerts and %s/#/silences", s.PrometheusURL, s.AlertmanagerURL)
+	}
+	if inc.Outcome != incident.OutcomeRecovered {
+		return fmt.Errorf("incident ended %s, not recovered", inc.Outcome)
+	}
+	if o.Keep {
+		n.say("Everything keeps running; press Ctrl-C to stop.")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// follow prints the incident's timeline as it grows, heals and approves at the gate, and returns
+// the closed incident.
+func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) (*incident.Incident, error) {
+	var (
+		id       string
+		seen     int
+		seenCmds int
+		healed   bool
+		approved bool
+	)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the incident: %w", ctx.Err())
+		case <-tick.C:
+		}
+		if id == "" {
+			incs, err := listIncidents(ctx, s.ResponderURL)
+			if err != nil {
+				continue
+			}
+			for _, inc := range incs {
+				if inc.Cluster == "demo" && inc.OpenedAt.After(since.Add(-time.Second)) {
+					id = inc.ID
+					n.say("Incident %s opened for %s (alert received after %s).", inc.ID, inc.Alertname,
+						time.Since(since).Round(100*time.Millisecond))
+				}
+			}
+			if id == "" {
+				continue
+			}
+		}
+		var inc incident.Incident
+		if err := stack.GetJSON(ctx, s.ResponderURL+"/api/v1/incidents/"+id, &inc); err != nil {
+			continue
+		}
+		for _, ev := range inc.Timeline[min(seen, len(inc.Timeline)):] {
+			n.say("  [%-17s] %s", ev.Step, ev.Message)
+		}
+		seen = len(inc.Timeline)
+		for _, c := range inc.Commands[min(seenCmds, len(inc.Commands)):] {
+			status := "ok"
+			if c.Error != "" {
+				status = c.Error
+			}
+			n.say("      %s: zmyctl %s (%s) %s", c.Node, strings.Join(c.Args, " "), c.Duration.Round(time.Millisecond), status)
+		}
+		seenCmds = len(inc.Commands)
+		if inc.Verdict != nil && inc.Step == incident.StepAwaitingRecovery && !healed {
+			n.say("")
+			n.say("The responder waits at the recovery gate (SOP-ZMY-005): network converged, etcd healthy,")
+			n.say("and a human's approval. The demo plays the network team and heals the partition …")
+			if err := s.Fault(ctx, "heal"); err != nil {
+				return nil, err
+			}
+			healed = true
+			time.Sleep(time.Second)
+		}
+		if healed && !approved && inc.Step == incident.StepAwaitingRecovery {
+			n.say("… and the on-call engineer: the demo approves the recovery ON YOUR BEHALF via")
+			n.say("  POST %s/api/v1/incidents/%s/approve", s.ResponderURL, id)
+			body := map[string]string{"by": "make-demo", "reason": "demo: network team confirmed the link is back"}
+			if err := stack.PostJSON(ctx, s.ResponderURL+"/api/v1/incidents/"+id+"/approve", body, nil); err != nil {
+				n.say("  approve failed: %v (will retry)", err)
+			} else {
+				approved = true
+			}
+		}
+		if !inc.Open() {
+			return &inc, nil
+		}
+	}
+}
+
+// listIncidents accepts both a bare JSON list and {"incidents": [...]}.
+func listIncidents(ctx context.Context, base string) ([]incident.Incident, error) {
+	var raw json.RawMessage
+	if err := stack.GetJSON(ctx, base+"/api/v1/incidents", &raw); err != nil {
+		return nil, err
+	}
+	raw = bytes.TrimSpace(raw)
+	var list []incident.Incident
+	if len(raw) > 0 && raw[0] == '[' {
+		err := json.Unmarshal(raw, &list)
+		return list, err
+	}
+	var wrapped struct {
+		Incidents []incident.Incident `json:"incidents"`
+	}
+	err := json.Unmarshal(raw, &wrapped)
+	return wrapped.Incidents, err
+}
+
+func verdictKind(plan map[string]any) any {
+	if v, ok := plan["verdict"].(map[string]any); ok {
+		return v["kind"]
+	}
+	return "?"
+}
+
+type narrator struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (n *narrator) say(format string, args ...any) {
+	fmt.Fprintf(n.w, "%6.1fs  %s\n", time.Since(n.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// DefaultDir is a fresh scratch directory for one demo run.
+func DefaultDir() (string, error) { return os.MkdirTemp("", "zmy-demo-") }

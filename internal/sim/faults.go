@@ -10,46 +10,12 @@ import (
 // Partition splits the network into groups. Every node must be listed exactly once. Each
 // group elects its own leader; nodes outside the responder's side close their peer port.
 func (c *Cluster) Partition(groups [][]string) error {
-	return c.update(func(m *model, _ time.Time) error {
-		groupOf := make([]int, len(m.nodes))
-		seen := make([]bool, len(m.nodes))
-		for g, ids := range groups {
-			if len(ids) == 0 {
-				return fmt.Errorf("partition: group %d is empty", g+1)
-			}
-			for _, id := range ids {
-				i, err := m.nodeIndex(id)
-				if err != nil {
-					return fmt.Errorf("partition: %w", err)
-				}
-				if seen[i] {
-					return fmt.Errorf("partition: node %s is listed twice", id)
-				}
-				seen[i] = true
-				groupOf[i] = g
-			}
-		}
-		var missing []string
-		for i, ok := range seen {
-			if !ok {
-				missing = append(missing, m.nodes[i].id)
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("partition: every node must be listed exactly once; missing %s", strings.Join(missing, ","))
-		}
-		m.groupOf, m.groupCount = groupOf, len(groups)
-		return nil
-	})
+	return c.update(func(m *model, _ time.Time) error { return m.setPartition(groups) })
 }
 
 // Heal removes the partition (firewall rules stay).
 func (c *Cluster) Heal() error {
-	return c.update(func(m *model, _ time.Time) error {
-		clear(m.groupOf)
-		m.groupCount = 1
-		return nil
-	})
+	return c.update(func(m *model, _ time.Time) error { return m.setPartition([][]string{m.ids()}) })
 }
 
 // Kill closes every port of the node; the rest of the cluster carries on without it.
@@ -212,20 +178,23 @@ func (c *Cluster) Fault(args []string) error {
 // NodeInfo is one node's endpoints and current state, as `zmysim nodes` prints it.
 type NodeInfo struct {
 	NodeEndpoints
-	Role      string            `json:"role"` // leader, follower, candidate, suspended, killed
-	Term      uint64            `json:"term"`
-	LeaderID  string            `json:"leader_id"`
-	Quorum    bool              `json:"quorum"`
-	Firewall  bool              `json:"firewall"`
-	PeerOpen  bool              `json:"peer_open"`
-	Clock     string            `json:"clock_skew"`
-	Ctl       string            `json:"ctl"`
-	Slow      string            `json:"slow,omitempty"`
-	Shards    map[string]uint64 `json:"shards"`
-	Entries   int               `json:"entries"`
-	Accepted  uint64            `json:"writes_accepted"`
-	Rejected  uint64            `json:"writes_rejected"`
-	Snapshots []string          `json:"snapshots,omitempty"`
+	Role     string            `json:"role"` // leader, follower, candidate, suspended, killed
+	Term     uint64            `json:"term"`
+	LeaderID string            `json:"leader_id"`
+	Quorum   bool              `json:"quorum"`
+	Firewall bool              `json:"firewall"`
+	PeerOpen bool              `json:"peer_open"`
+	Clock    string            `json:"clock_skew"`
+	Ctl      string            `json:"ctl"`
+	Slow     string            `json:"slow,omitempty"`
+	Shards   map[string]uint64 `json:"shards"`
+	Entries  int               `json:"entries"`
+	Accepted uint64            `json:"writes_accepted"`
+	Rejected uint64            `json:"writes_rejected"`
+	// Overwritten counts entries the node lost by taking another leader's log without a
+	// quorum recover: the data a flawed self-merge throws away.
+	Overwritten uint64   `json:"entries_overwritten"`
+	Snapshots   []string `json:"snapshots,omitempty"`
 }
 
 // Nodes returns every node's endpoints and state.
@@ -251,6 +220,7 @@ func (c *Cluster) Nodes() []NodeInfo {
 			Entries:       n.log.len(),
 			Accepted:      n.accepted,
 			Rejected:      n.rejected,
+			Overwritten:   n.overwritten,
 			Snapshots:     append([]string(nil), n.snapOrder...),
 		}
 		if n.slow > 0 {

@@ -33,6 +33,9 @@ type nodeState struct {
 	slow    time.Duration // delay before every admin answer
 
 	accepted, rejected uint64
+	// overwritten counts this node's entries lost because it took another leader's log
+	// without a quorum recover (the flawed cluster merging on its own after a heal).
+	overwritten uint64
 }
 
 type snapshot struct {
@@ -65,8 +68,7 @@ type model struct {
 	episode    *episode
 	episodes   int
 
-	violations  []Violation
-	overwritten uint64 // entries lost when a follower took a leader's log without recovery
+	violations []Violation
 }
 
 func newModel(n, shards int, electionDelay time.Duration, now time.Time) *model {
@@ -100,6 +102,47 @@ func (m *model) nodeIndex(id string) (int, error) {
 		}
 	}
 	return -1, fmt.Errorf("unknown node %q (nodes are n1…n%d)", id, len(m.nodes))
+}
+
+// setPartition places every node in one of groups; the caller recomputes the topology.
+func (m *model) setPartition(groups [][]string) error {
+	groupOf := make([]int, len(m.nodes))
+	seen := make([]bool, len(m.nodes))
+	for g, ids := range groups {
+		if len(ids) == 0 {
+			return fmt.Errorf("partition: group %d is empty", g+1)
+		}
+		for _, id := range ids {
+			i, err := m.nodeIndex(id)
+			if err != nil {
+				return fmt.Errorf("partition: %w", err)
+			}
+			if seen[i] {
+				return fmt.Errorf("partition: node %s is listed twice", id)
+			}
+			seen[i] = true
+			groupOf[i] = g
+		}
+	}
+	var missing []string
+	for i, ok := range seen {
+		if !ok {
+			missing = append(missing, m.nodes[i].id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("partition: every node must be listed exactly once; missing %s", strings.Join(missing, ","))
+	}
+	m.groupOf, m.groupCount = groupOf, len(groups)
+	return nil
+}
+
+func (m *model) ids() []string {
+	out := make([]string, len(m.nodes))
+	for i, n := range m.nodes {
+		out[i] = n.id
+	}
+	return out
 }
 
 func (m *model) active(i int) bool { return !m.nodes[i].killed && !m.nodes[i].suspended }
@@ -287,7 +330,7 @@ func (m *model) follow(i, l int) {
 	n, leader := m.nodes[i], m.nodes[l]
 	n.term = leader.term
 	n.leader = l
-	m.overwritten += uint64(n.log.adopt(&leader.log))
+	n.overwritten += uint64(n.log.adopt(&leader.log))
 }
 
 // write routes one client write: clients are spread over the live nodes round-robin; a node

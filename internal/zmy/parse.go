@@ -32,8 +32,12 @@ func ParseSnapshot(out string) (*Snapshot, error) {
 	return parseEither(out, ParseSnapshotText, validateSnapshot)
 }
 
-// ParseSnapshotList parses `snapshot list` output.
+// ParseSnapshotList parses `snapshot list` output. No snapshots is empty text output, or JSON
+// `[]` or `null` (a nil Go slice).
 func ParseSnapshotList(out string) ([]Snapshot, error) {
+	if t := strings.TrimSpace(out); t == "" || t == "null" {
+		return []Snapshot{}, nil
+	}
 	list, err := parseEither(out, func(s string) (*[]Snapshot, error) {
 		l, err := ParseSnapshotListText(s)
 		return &l, err

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Checks the Prometheus rules with promtool: syntax and PromQL (`check rules`), then the unit
+# tests in rules/tests (`test rules`). Exits non-zero on the first failure. promtool comes with
+# Debian's `prometheus` package (apt-get install prometheus).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v promtool >/dev/null 2>&1; then
+	echo "rules/check.sh: promtool not found; install it with: apt-get install prometheus" >&2
+	exit 1
+fi
+
+run() {
+	echo "+ (cd rules && $*)"
+	"$@"
+}
+
+run promtool check rules ./*.rules.yml
+run promtool test rules tests/*.yml

@@ -1,0 +1,76 @@
+package remediate
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+func openJournal(t *testing.T, dir string) *incident.Journal {
+	t.Helper()
+	j, err := incident.Open(filepath.Join(dir, "journal.db"), incident.Options{})
+	require.NoError(t, err)
+	return j
+}
+
+// The breaker opens after N failed remediations, refuses during the cool-down, allows one
+// half-open trial, and keeps all of that across a restart (a new breakers on the same journal).
+func TestBreakerPersistsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	cfg := config.BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(300 * time.Millisecond)}
+	var seen []BreakerState
+	j := openJournal(t, dir)
+	b := newBreakers(j, cfg, func(_ string, s BreakerState) { seen = append(seen, s) })
+
+	st, err := b.State(ctx, "alpha")
+	require.NoError(t, err)
+	require.Equal(t, BreakerClosed, st)
+	for range 2 {
+		require.NoError(t, b.Record(ctx, "alpha", false))
+	}
+	st, _ = b.State(ctx, "alpha")
+	require.Equal(t, BreakerClosed, st, "two failures of three")
+
+	// Restart between the second and third failure: the count survives.
+	require.NoError(t, j.Close())
+	j = openJournal(t, dir)
+	b = newBreakers(j, cfg, nil)
+	require.NoError(t, b.Record(ctx, "alpha", false))
+	st, _ = b.State(ctx, "alpha")
+	require.Equal(t, BreakerOpen, st)
+	st, _ = b.State(ctx, "beta")
+	require.Equal(t, BreakerClosed, st, "per cluster")
+
+	// Restart while open: still open.
+	require.NoError(t, j.Close())
+	j = openJournal(t, dir)
+	defer j.Close()
+	b = newBreakers(j, cfg, nil)
+	st, _ = b.State(ctx, "alpha")
+	require.Equal(t, BreakerOpen, st)
+
+	require.Eventually(t, func() bool {
+		st, _ := b.State(ctx, "alpha")
+		return st == BreakerHalfOpen
+	}, 2*time.Second, 20*time.Millisecond, "half-open after the cool-down")
+	// The half-open trial fails: open again.
+	require.NoError(t, b.Record(ctx, "alpha", false))
+	st, _ = b.State(ctx, "alpha")
+	require.Equal(t, BreakerOpen, st)
+	require.Eventually(t, func() bool {
+		st, _ := b.State(ctx, "alpha")
+		return st == BreakerHalfOpen
+	}, 2*time.Second, 20*time.Millisecond)
+	// The trial succeeds: closed.
+	require.NoError(t, b.Record(ctx, "alpha", true))
+	st, _ = b.State(ctx, "alpha")
+	require.Equal(t, BreakerClosed, st)
+	require.Contains(t, seen, BreakerClosed)
+}

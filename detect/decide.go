@@ -309,11 +309,12 @@ func judgeNetwork(ev readings, p decideParams, majority int) (judgement, map[str
 	return j, stale
 }
 
-// firewalled is the set of nodes with a firewall rule on the peer port: a netcheck entry flags
-// a rule local to the node that ran it, and the SOP's `iptables -L INPUT | grep 7070` asks the
-// same question of that node.
+// firewalled is the set of nodes with a firewall rule on the peer port. netcheck flags a peer
+// pair as blocked when a rule sits on either end, so the nodes holding rules are the smallest set
+// covering every flagged pair; the greedy cover (most flagged pairs first) finds it for the rules
+// an operator sets: one node firewalled is flagged by every peer, each of which is flagged once.
 func firewalled(ev readings, nodes []string) map[string]bool {
-	fw := map[string]bool{}
+	pairs := map[[2]string]bool{}
 	for _, n := range nodes {
 		nc, ok := data[zmy.Netcheck](ev, n, ProbeNetcheck)
 		if !ok {
@@ -321,7 +322,28 @@ func firewalled(ev readings, nodes []string) map[string]bool {
 		}
 		for _, pc := range nc.Peers {
 			if pc.FirewallBlocked {
-				fw[n] = true
+				a, b := min(n, pc.Peer), max(n, pc.Peer)
+				pairs[[2]string{a, b}] = true
+			}
+		}
+	}
+	fw := map[string]bool{}
+	for len(pairs) > 0 {
+		degree := map[string]int{}
+		for pr := range pairs {
+			degree[pr[0]]++
+			degree[pr[1]]++
+		}
+		best := ""
+		for _, n := range sortedKeys(degree) {
+			if best == "" || degree[n] > degree[best] {
+				best = n
+			}
+		}
+		fw[best] = true
+		for pr := range pairs {
+			if pr[0] == best || pr[1] == best {
+				delete(pairs, pr)
 			}
 		}
 	}

@@ -110,7 +110,8 @@ func (w *world) results() []Result {
 			} else {
 				unreachable++
 			}
-			nc.Peers = append(nc.Peers, zmy.PeerCheck{Peer: p, Reachable: ok, FirewallBlocked: w.firewall[n]})
+			// As the simulator does: a rule on either end flags the pair.
+			nc.Peers = append(nc.Peers, zmy.PeerCheck{Peer: p, Reachable: ok, FirewallBlocked: w.firewall[n] || w.firewall[p]})
 		}
 		nc.PartitionScore = float64(unreachable) / float64(len(w.nodes)-1)
 		if w.hungCtl[n] {
@@ -194,6 +195,15 @@ func TestDecide(t *testing.T) {
 			kind: incident.VerdictNotConfirmed, control: true, data: true, network: false, sop: SOPNetwork,
 			rootCause: RootCauseNetwork, groups: [][]string{{"n1", "n2", "n3", "n5"}, {"n4"}},
 			reason: []string{"firewall rule on n4 (deliberate block)"},
+		}},
+		{name: "a firewall does not explain a real partition beside it", world: func() *world {
+			w := newWorld(5).split(3, 2)
+			w.firewall["n4"] = true
+			return w
+		}(), want: want{
+			kind: incident.VerdictConfirmed, control: true, data: true, network: true, sop: SOPNetwork,
+			rootCause: RootCauseNetwork, groups: [][]string{{"n1", "n2", "n3"}, {"n4"}, {"n5"}},
+			reason: []string{"responder→n5 refused", "firewall rule on n4 (deliberate block)"},
 		}},
 		{name: "one node killed is not a split-brain", world: func() *world {
 			w := newWorld(5)
@@ -353,4 +363,11 @@ func TestQuantileNearestRank(t *testing.T) {
 	require.Equal(t, 0.0, quantile(nil, 0.99))
 	require.Equal(t, 2.0, quantile([]float64{3, 1, 2}, 0.5))
 	require.Equal(t, 3.0, quantile([]float64{3, 1, 2}, 0.99))
+}
+
+func TestFirewalledIsTheSmallestCover(t *testing.T) {
+	w := newWorld(6)
+	w.firewall["n2"], w.firewall["n5"] = true, true
+	fw := firewalled(index(w.results()), w.nodes)
+	require.Equal(t, map[string]bool{"n2": true, "n5": true}, fw)
 }

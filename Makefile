@@ -1,0 +1,88 @@
+# zmy-responder build, test and benchmark entry points. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+BIN      := bin
+PKG      := github.com/zmyorg/zmy-responder
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH   ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS  := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+            -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null) \
+            -X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+
+# Debian packages whose binaries tests run against real servers: binary:package pairs. An
+# alternative binary name of the same package is a second pair (alertmanager is packaged as
+# prometheus-alertmanager).
+DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
+                amtool:prometheus-alertmanager etcd:etcd-server redis-server:redis-server
+
+# Test suites `make test` runs after `test-go`. Other parts of the repository append to it
+# (TEST_TARGETS += test-rules) together with their own target.
+TEST_TARGETS := fuzz-short
+
+GO_TEST_TIMEOUT ?= 20m
+FUZZ_TIME       ?= 10s
+
+.PHONY: all build test test-go fuzz-short deps lint bench run demo e2e clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# Sequenced with sub-makes so that `make -j test` still installs, then builds, then tests.
+test: deps
+	$(MAKE) build
+	$(MAKE) test-go
+	$(MAKE) $(TEST_TARGETS)
+
+test-go:
+	$(GO) test -timeout $(GO_TEST_TIMEOUT) ./...
+
+# A brief run of the webhook decoding fuzz target (its seed corpus runs in test-go as well).
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWebhook$$' -fuzztime $(FUZZ_TIME) ./receiver/
+
+# Installs the Debian packages of DEB_BINARIES whose binary is missing (apt-get update first),
+# as root or through sudo. Nothing happens when everything is there.
+deps:
+	@missing=""; \
+	for pair in $(DEB_BINARIES); do \
+		b=$${pair%%:*}; p=$${pair##*:}; \
+		if [ "$$b" = prometheus-alertmanager ] && command -v alertmanager >/dev/null 2>&1; then continue; fi; \
+		command -v "$$b" >/dev/null 2>&1 || case " $$missing " in *" $$p "*) ;; *) missing="$$missing $$p";; esac; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all test binaries present"; exit 0; fi; \
+	sudo=""; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+	echo "deps: installing$$missing"; \
+	$$sudo apt-get update && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $$missing
+
+lint:
+	@files=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+	$(GO) vet ./...
+	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
+	if [ ! -x "$$sc" ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@latest || true; fi; \
+	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
+
+# Webhook ingest throughput and latency against a do-nothing handler, and idle RSS (see
+# BENCHMARKS.md for the method).
+bench: build
+	$(BIN)/zmy-webhook-bench --responder=$(BIN)/zmy-responder
+
+# The daemon on loopback with the example configuration.
+run: build
+	$(BIN)/zmy-responder --config.file=deploy/zmy-responder.example.yml \
+		--web.listen-address=127.0.0.1:9095 --grpc.listen-address=127.0.0.1:9096 --storage.path=data/
+
+# Owned by the demo and end-to-end parts of the repository.
+demo: build
+	$(BIN)/zmy-demo --bin-dir=$(BIN)
+
+e2e: build
+	$(GO) test -timeout $(GO_TEST_TIMEOUT) ./internal/e2e/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,97 @@
+// Command zmy-responder receives Alertmanager's ZMY_Quorum_Down webhook, confirms the
+// split-brain with its own probes and runs the recovery runbook. This file only turns flags,
+// signals and the process environment into receiver.Run.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/receiver"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	app := kingpin.New("zmy-responder", "Confirms ZMY split-brains reported by Alertmanager and runs the recovery runbook.")
+	var (
+		configFile  = app.Flag("config.file", "zmy-responder configuration file.").Default("zmy-responder.yml").String()
+		configCheck = app.Flag("config.check", "Validate the configuration file, print OK or the error, and exit.").Bool()
+		listen      = app.Flag("web.listen-address", "Address for the HTTP API, webhook and metrics.").Default(":9095").String()
+		webConfig   = app.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").String()
+		grpcListen  = app.Flag("grpc.listen-address", "Address for gRPC health (grpc.health.v1); empty disables it.").Default(":9096").String()
+		storage     = app.Flag("storage.path", "Directory of the incident journal.").Default("data/").String()
+	)
+	logCfg := &promslog.Config{}
+	promslogflag.AddFlags(app, logCfg)
+	app.Version(version.Print("zmy-responder"))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+
+	if *configCheck {
+		if _, err := config.Load(*configFile); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("OK")
+		return 0
+	}
+
+	logger := promslog.New(logCfg)
+	logger.Info("starting zmy-responder", "version", version.Info(), "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("zmy_responder"),
+	)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is already pending
+			}
+		}
+	}()
+
+	err := receiver.Run(ctx, receiver.Options{
+		ConfigFile:        *configFile,
+		WebConfigFile:     *webConfig,
+		ListenAddress:     *listen,
+		GRPCListenAddress: *grpcListen,
+		StoragePath:       *storage,
+		Logger:            logger,
+		Registerer:        reg,
+		Gatherer:          reg,
+		Reload:            reload,
+		NewRunbook:        newRunbook,
+	})
+	if err != nil {
+		logger.Error("zmy-responder failed", "err", err)
+		return 1
+	}
+	logger.Info("zmy-responder stopped")
+	return 0
+}

@@ -1,0 +1,261 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+// Options is everything Run needs; cmd/zmy-responder fills it from its flags.
+type Options struct {
+	ConfigFile        string // --config.file
+	WebConfigFile     string // --web.config.file (exporter-toolkit: TLS, basic auth)
+	ListenAddress     string // --web.listen-address
+	GRPCListenAddress string // --grpc.listen-address; empty disables gRPC health
+	StoragePath       string // --storage.path; the journal is <StoragePath>/journal.db
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer // served on /metrics
+
+	// Reload receives one value per SIGHUP.
+	Reload <-chan struct{}
+
+	// NewRunbook is where the runbook engine is wired in. It gets the first configuration, the
+	// journal and the registry, and returns the Runbook the API calls and the engine's run loop,
+	// which Run starts once serving and cancels after the HTTP server has drained. If the
+	// Runbook has a SetConfig(*config.Config) method it is called on every successful reload.
+	// Nil: the daemon journals alerts and the runbook endpoints answer 503.
+	NewRunbook func(cfg *config.Config, j *incident.Journal, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
+	// OnReload is called with every configuration successfully reloaded.
+	OnReload func(*config.Config)
+	// OnReady is called once both listeners serve, with their bound addresses (grpc nil when
+	// disabled): tests listen on port 0 and learn the port here.
+	OnReady func(http, grpc net.Addr)
+	// ShutdownTimeout bounds draining in-flight requests on shutdown. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: readiness drops, in-flight
+// requests finish, the engine stops, the journal is closed. It returns an error if startup fails
+// or a server dies.
+func Run(ctx context.Context, opts Options) (err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 15 * time.Second
+	}
+	cfg, err := config.Load(opts.ConfigFile)
+	if err != nil {
+		return err
+	}
+	if err := web.Validate(opts.WebConfigFile); err != nil {
+		return fmt.Errorf("web config %s: %w", opts.WebConfigFile, err)
+	}
+	basic, err := webConfigHasBasicAuth(opts.WebConfigFile)
+	if err != nil {
+		return err
+	}
+	ex := exposure{listenAddress: opts.ListenAddress, webBasicAuth: basic}
+	if err := ex.check(cfg); err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(opts.StoragePath, 0o750); err != nil {
+		return fmt.Errorf("create storage directory: %w", err)
+	}
+	j, err := incident.Open(filepath.Join(opts.StoragePath, incident.FileName), incident.Options{
+		Registerer: opts.Registerer, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := j.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		logger.Info("journal closed")
+	}()
+
+	srv, err := NewServer(cfg, ServerOptions{
+		Journal: j, Logger: logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer,
+	})
+	if err != nil {
+		return err
+	}
+	rel, err := newReloader(opts.ConfigFile, ex, srv, logger, opts.Registerer)
+	if err != nil {
+		return err
+	}
+	srv.reload = rel.reload
+
+	// ─── Runbook engine wiring point ───
+	var engineLoop func(context.Context) error
+	if opts.NewRunbook != nil {
+		rb, loop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
+		if err != nil {
+			return fmt.Errorf("start runbook engine: %w", err)
+		}
+		srv.SetRunbook(rb)
+		engineLoop = loop
+		if sc, ok := rb.(interface{ SetConfig(*config.Config) }); ok {
+			rel.onReload = append(rel.onReload, sc.SetConfig)
+		}
+	}
+	if opts.OnReload != nil {
+		rel.onReload = append(rel.onReload, opts.OnReload)
+	}
+
+	httpLn, err := net.Listen("tcp", opts.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on --web.listen-address %s: %w", opts.ListenAddress, err)
+	}
+	var grpcLn net.Listener
+	if opts.GRPCListenAddress != "" {
+		if grpcLn, err = net.Listen("tcp", opts.GRPCListenAddress); err != nil {
+			_ = httpLn.Close()
+			return fmt.Errorf("listen on --grpc.listen-address %s: %w", opts.GRPCListenAddress, err)
+		}
+	}
+	return serve(ctx, opts, logger, srv, rel, engineLoop, httpLn, grpcLn)
+}
+
+func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, rel *reloader,
+	engineLoop func(context.Context) error, httpLn, grpcLn net.Listener) error {
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	hc := health.NewServer()
+	hc.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hc)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		falseFlag, webCfg := false, opts.WebConfigFile
+		addrs := []string{opts.ListenAddress}
+		err := web.Serve(httpLn, hs, &web.FlagConfig{WebListenAddresses: &addrs, WebSystemdSocket: &falseFlag, WebConfigFile: &webCfg}, logger)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http server: %w", err)
+	})
+	if grpcLn != nil {
+		g.Go(func() error {
+			if err := gs.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("grpc server: %w", err)
+			}
+			return nil
+		})
+	}
+	// The engine outlives the HTTP server by a little: a webhook still draining may Kick it.
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	var engineDone chan error // nil without an engine: never ready in the selects below
+	if engineLoop != nil {
+		engineDone = make(chan error, 1)
+		go func() { engineDone <- engineLoop(engineCtx) }()
+	}
+	reloadCtx, stopReloads := context.WithCancel(gctx)
+	defer stopReloads()
+	g.Go(func() error {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return nil
+			case <-opts.Reload:
+				_ = rel.reload() // logged and counted by reload
+			}
+		}
+	})
+
+	srv.SetReady(true)
+	hc.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	var grpcAddr net.Addr
+	if grpcLn != nil {
+		grpcAddr = grpcLn.Addr()
+	}
+	logger.Info("zmy-responder ready", "http", httpLn.Addr().String(), "grpc", addrString(grpcAddr),
+		"storage", opts.StoragePath, "clusters", len(srv.Config().Clusters))
+	if opts.OnReady != nil {
+		opts.OnReady(httpLn.Addr(), grpcAddr)
+	}
+
+	var engineErr error
+	select {
+	case <-gctx.Done():
+	case err := <-engineDone:
+		// The engine ending on its own is a failure: without it alerts would only pile up.
+		if err == nil {
+			err = errors.New("its run loop returned")
+		}
+		engineErr = fmt.Errorf("runbook engine stopped unexpectedly: %w", err)
+		engineDone = nil
+	}
+
+	logger.Info("shutting down")
+	stopReloads()
+	srv.SetReady(false)
+	hc.Shutdown()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		logger.Warn("in-flight HTTP requests did not finish in time", "err", err)
+		_ = hs.Close()
+	}
+	stopGRPC(sctx, gs)
+	stopEngine()
+	if engineDone != nil {
+		select {
+		case err := <-engineDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				engineErr = fmt.Errorf("runbook engine: %w", err)
+			}
+		case <-sctx.Done():
+			engineErr = errors.New("runbook engine did not stop in time")
+		}
+	}
+	return errors.Join(g.Wait(), engineErr)
+}
+
+// stopGRPC stops gracefully, or hard when ctx ends first.
+func stopGRPC(ctx context.Context, gs *grpc.Server) {
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

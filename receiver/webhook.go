@@ -1,0 +1,207 @@
+package receiver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/prometheus/common/model"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+// webhookVersion is the only payload version accepted (Alertmanager's webhook protocol v4).
+const webhookVersion = "4"
+
+// maxReportedProblems caps how many bad alerts a 400 answer lists.
+const maxReportedProblems = 5
+
+// webhookResult is the 200 answer: the incidents the notification touched.
+type webhookResult struct {
+	Status    string           `json:"status"`
+	Incidents []webhookTouched `json:"incidents"`
+}
+
+type webhookTouched struct {
+	ID      string `json:"id"`
+	Created bool   `json:"created"`
+}
+
+// handleWebhook journals a notification and answers 200 only once it is on disk. Nothing is
+// journaled from a notification answered 4xx; a 503 asks Alertmanager to retry.
+func (s *Server) handleWebhook(c echo.Context) error {
+	st := s.state.Load()
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, st.cfg.Webhook.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"body exceeds %d bytes (webhook.max_body_bytes); lower max_alerts in the Alertmanager webhook_config or raise the limit", tooBig.Limit))
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "read body: "+err.Error())
+	}
+	msg, err := decodeMessage(body)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	ds, err := toDeliveries(msg, st.cfg, s.now())
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	results, err := s.j.Ingest(c.Request().Context(), ds)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "journal write failed, retry later: "+err.Error()).SetInternal(err)
+	}
+	s.account(msg, ds, results)
+
+	out := webhookResult{Status: "success"}
+	seen := map[string]bool{}
+	rb := s.getRunbook()
+	for _, r := range results {
+		if seen[r.IncidentID] {
+			continue
+		}
+		seen[r.IncidentID] = true
+		out.Incidents = append(out.Incidents, webhookTouched{ID: r.IncidentID, Created: r.Created})
+		if rb != nil {
+			rb.Kick(r.IncidentID)
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// account updates metrics and logs what was journaled.
+func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results []incident.IngestResult) {
+	unknown := map[string]string{} // cluster -> an incident of it
+	for i, d := range ds {
+		s.metrics.alertsReceived.WithLabelValues(s.metrics.alertLabel(d.Alertname), d.Alert.Status).Inc()
+		if !d.Known {
+			s.metrics.unknownCluster.Inc()
+			unknown[d.Cluster] = results[i].IncidentID
+		}
+		if results[i].Created {
+			s.logger.Info("incident opened", "id", results[i].IncidentID, "cluster", d.Cluster,
+				"alertname", d.Alertname, "status", d.Alert.Status, "group_key", msg.GroupKey)
+		}
+	}
+	for cluster, id := range unknown {
+		s.logger.Warn("alert for a cluster not in the configuration: journaled and closed as unknown_cluster",
+			"cluster", cluster, "incident", id, "group_key", msg.GroupKey)
+	}
+	if msg.TruncatedAlerts > 0 {
+		s.metrics.truncated.Add(float64(msg.TruncatedAlerts))
+		s.logger.Warn("Alertmanager truncated the notification; raise max_alerts in its webhook_config",
+			"truncated_alerts", msg.TruncatedAlerts, "group_key", msg.GroupKey)
+	}
+}
+
+// countWebhook counts every answer of POST /webhook, authentication failures included.
+func (s *Server) countWebhook(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		code := c.Response().Status
+		if err != nil {
+			code = http.StatusInternalServerError
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				code = he.Code
+			}
+		}
+		s.metrics.webhookRequests.WithLabelValues(strconv.Itoa(code)).Inc()
+		return err
+	}
+}
+
+// decodeMessage parses Alertmanager's own payload type and checks its version.
+func decodeMessage(body []byte) (*webhook.Message, error) {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, errors.New("empty body: want an Alertmanager webhook notification (version 4)")
+	}
+	var msg webhook.Message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if msg.Version != webhookVersion {
+		return nil, fmt.Errorf("unsupported webhook payload version %q: want %q", msg.Version, webhookVersion)
+	}
+	if msg.Data == nil || len(msg.Alerts) == 0 {
+		return nil, errors.New("notification holds no alerts")
+	}
+	return &msg, nil
+}
+
+// toDeliveries routes every alert to its (cluster, alertname). Any alert without an alertname,
+// without a cluster label or with an unknown status rejects the whole notification: a partial
+// 200 would hide the misconfiguration, and Alertmanager shows a 400's body in its log.
+func toDeliveries(msg *webhook.Message, cfg *config.Config, now time.Time) ([]incident.Delivery, error) {
+	ds := make([]incident.Delivery, 0, len(msg.Alerts))
+	var problems []string
+	bad := 0
+	truncated := int(min(msg.TruncatedAlerts, math.MaxInt32))
+	for i, a := range msg.Alerts {
+		problem := ""
+		alertname := a.Labels[string(model.AlertNameLabel)]
+		cluster := clusterOf(a.Labels, cfg.Webhook.ClusterLabels)
+		switch {
+		case a.Status != string(model.AlertFiring) && a.Status != string(model.AlertResolved):
+			problem = fmt.Sprintf("status %q is neither firing nor resolved", a.Status)
+		case alertname == "":
+			problem = "no alertname label"
+		case cluster == "":
+			problem = fmt.Sprintf("no cluster label (looked for %s)", strings.Join(cfg.Webhook.ClusterLabels, ", "))
+		}
+		if problem != "" {
+			bad++
+			if len(problems) < maxReportedProblems {
+				problems = append(problems, fmt.Sprintf("alerts[%d] (fingerprint %q): %s", i, a.Fingerprint, problem))
+			}
+			continue
+		}
+		ds = append(ds, incident.Delivery{
+			Cluster:   cluster,
+			Alertname: alertname,
+			Known:     cfg.Cluster(cluster) != nil,
+			Truncated: truncated,
+			Alert: incident.AlertRecord{
+				GroupKey:    msg.GroupKey,
+				Receiver:    msg.Receiver,
+				ExternalURL: msg.ExternalURL,
+				Fingerprint: a.Fingerprint,
+				Status:      a.Status,
+				Labels:      maps.Clone(map[string]string(a.Labels)),
+				StartsAt:    a.StartsAt,
+				EndsAt:      a.EndsAt,
+				ReceivedAt:  now,
+			},
+		})
+	}
+	if bad > 0 {
+		more := ""
+		if bad > len(problems) {
+			more = fmt.Sprintf("; and %d more", bad-len(problems))
+		}
+		return nil, fmt.Errorf("%d of %d alerts rejected, nothing journaled: %s%s",
+			bad, len(msg.Alerts), strings.Join(problems, "; "), more)
+	}
+	return ds, nil
+}
+
+// clusterOf returns the value of the first cluster label present.
+func clusterOf(labels map[string]string, names []string) string {
+	for _, n := range names {
+		if v := labels[n]; v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -20,9 +20,11 @@ func ProbeRedisPing(ctx context.Context, t Target) Result {
 	if rc.Addr == "" {
 		return Result{Status: StatusError, Reason: fmt.Sprintf("redis %q has no addr configured", rc.Name)}
 	}
-	opts := &redis.Options{Addr: rc.Addr, MaxRetries: -1, PoolSize: 1,
+	opts := &redis.Options{Addr: rc.Addr, PoolSize: 1, DisableIdentity: true,
+		// One try: a probe reports what it saw, and retrying would spend the caller's budget.
+		MaxRetries: -1, DialerRetries: 1,
 		// go-redis otherwise applies its own 5s/3s timeouts over ctx's; we want ctx's alone.
-		ContextTimeoutEnabled: true, DisableIdentity: true}
+		ContextTimeoutEnabled: true}
 	if rc.PasswordFile != "" {
 		pw, err := os.ReadFile(rc.PasswordFile)
 		if err != nil {

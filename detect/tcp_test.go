@@ -1,0 +1,62 @@
+package detect
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+)
+
+// closedAddr is a loopback host:port that refuses connections: a port just released.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+func TestProbePeerPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+
+	r := run(t.Context(), ProbeTCP, Target{Node: config.NodeConfig{ID: "n1", PeerAddr: l.Addr().String()}})
+	require.Equal(t, StatusOK, r.Status)
+	require.True(t, r.Data.(*TCPReading).Reachable)
+
+	r = run(t.Context(), ProbeTCP, Target{Node: config.NodeConfig{ID: "n2", PeerAddr: closedAddr(t)}})
+	require.Equal(t, StatusFail, r.Status, "refusal is a measured answer, not a probe error")
+	tr := r.Data.(*TCPReading)
+	require.False(t, tr.Reachable)
+	require.Equal(t, "refused", tr.Why)
+	require.Contains(t, r.Reason, "n2 refused")
+
+	// A black-holed address (TEST-NET-1 is never routed) ends at the caller's deadline at the
+	// latest; some sandboxes refuse it at once instead, which is fine too.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r = run(ctx, ProbeTCP, Target{Node: config.NodeConfig{ID: "n3", PeerAddr: "192.0.2.1:7070"}})
+	require.Equal(t, StatusFail, r.Status)
+	require.NotEmpty(t, r.Data.(*TCPReading).Why)
+	require.Less(t, time.Since(start), time.Second)
+
+	r = run(t.Context(), ProbeTCP, Target{Node: config.NodeConfig{ID: "n4"}})
+	require.Equal(t, StatusError, r.Status)
+	require.Contains(t, r.Reason, "no peer_addr")
+}

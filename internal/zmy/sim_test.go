@@ -55,7 +55,7 @@ type simCluster struct {
 }
 
 // startSim starts a 3-node simulated cluster for the test and stops it at cleanup.
-func startSim(t *testing.T) *simCluster {
+func startSim(t testing.TB) *simCluster {
 	t.Helper()
 	// The simulator is this repository's own code, so a failed build is a failure, never a skip.
 	require.NoError(t, zmysimErr)
@@ -98,14 +98,14 @@ func startSim(t *testing.T) *simCluster {
 }
 
 // fault runs `zmysim fault --admin-address A args…`.
-func (s *simCluster) fault(t *testing.T, args ...string) {
+func (s *simCluster) fault(t testing.TB, args ...string) {
 	t.Helper()
 	out, err := exec.Command(s.bin, append([]string{"fault", "--admin-address", s.admin}, args...)...).CombinedOutput()
 	require.NoError(t, err, "zmysim fault %v: %s", args, out)
 }
 
 // driver is a Driver with the argv the simulator writes into its responder config.
-func (s *simCluster) driver(t *testing.T, opts DriverOptions) *Driver {
+func (s *simCluster) driver(t testing.TB, opts DriverOptions) *Driver {
 	t.Helper()
 	d, err := NewDriver(config.ClusterConfig{
 		Name:   "t",

@@ -1,0 +1,69 @@
+package zmy
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+)
+
+// BenchmarkDriverSimulator measures the driver's latency per command through `zmysim ctl`
+// (fork/exec of the ctl binary, one HTTP call to the node, parsing), reporting p50 and p99 per
+// command. BENCH.md has the method and the figures. Run:
+//
+//	go test -run '^$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy
+func BenchmarkDriverSimulator(b *testing.B) {
+	s := startSim(b)
+	d := s.driver(b, DriverOptions{})
+	n1 := s.nodes[0]
+	type call func(ctx context.Context) error
+	commands := []struct {
+		name string
+		run  call
+	}{
+		{CmdStatus, func(ctx context.Context) error { _, _, err := d.Status(ctx, n1); return err }},
+		{CmdRaftState, func(ctx context.Context) error { _, _, err := d.RaftState(ctx, n1); return err }},
+		{CmdSuspend, func(ctx context.Context) error { _, _, err := d.Suspend(ctx, n1); return err }},
+		{CmdSnapshotSave, func(ctx context.Context) error { _, _, err := d.SnapshotSave(ctx, n1, "pre-recover-bench"); return err }},
+		{CmdSnapshotList, func(ctx context.Context) error { _, _, err := d.SnapshotList(ctx, n1); return err }},
+		{CmdRecover, func(ctx context.Context) error { _, _, err := d.Recover(ctx, n1); return err }},
+		{CmdResume, func(ctx context.Context) error { _, _, err := d.Resume(ctx, n1); return err }},
+		{CmdNetcheck, func(ctx context.Context) error { _, _, err := d.Netcheck(ctx, n1); return err }},
+	}
+	// The floor: the same driver running /bin/true, i.e. process group, pipes, fork/exec and wait.
+	floor, err := NewDriver(config.ClusterConfig{Name: "t", Zmyctl: []string{"true"}}, DriverOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	commands = append(commands, struct {
+		name string
+		run  call
+	}{"exec_true", func(ctx context.Context) error { _, err := floor.Run(ctx, n1); return err }})
+
+	for _, c := range commands {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if err := c.run(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(ms(percentile(lat, 0.50)), "p50-ms")
+			b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+			b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+		})
+	}
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

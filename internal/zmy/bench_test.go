@@ -2,6 +2,7 @@ package zmy
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -41,6 +42,21 @@ func BenchmarkDriverSimulator(b *testing.B) {
 		name string
 		run  call
 	}{"exec_true", func(ctx context.Context) error { _, err := floor.Run(ctx, n1); return err }})
+
+	// Throughput with 16 calls in flight, as containment of a large cluster runs them.
+	b.Run("status_parallel16", func(b *testing.B) {
+		b.SetParallelism(16 / max(1, runtime.GOMAXPROCS(0)))
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, _, err := d.Status(b.Context(), n1); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	})
 
 	for _, c := range commands {
 		b.Run(c.name, func(b *testing.B) {

@@ -1,0 +1,228 @@
+package dashboards
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+)
+
+// binDir holds bin/zmysim and bin/zmy-responder, built once by TestMain from this checkout.
+var binDir string
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "zmy-dashboards-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dashboards: temp dir for binaries:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/zmysim", "./cmd/zmy-responder")
+	cmd.Dir = ".." // the module root
+	// A build that hangs must not hold the test binary until go test's own timeout.
+	kill := time.AfterFunc(5*time.Minute, func() {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	out, err := cmd.CombinedOutput()
+	kill.Stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dashboards: go build ./cmd/zmysim ./cmd/zmy-responder: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+// TestEveryMetricExists starts a simulated 3-node cluster and the responder configured for it,
+// scrapes both, and requires every metric family the rules and dashboards name to be exposed.
+func TestEveryMetricExists(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+
+	ready := filepath.Join(dir, "zmysim.ready")
+	cfgPath := filepath.Join(dir, "zmy-responder.yml")
+	startProcess(t, dir, "zmysim", filepath.Join(binDir, "zmysim"), "run",
+		"--cluster", testCluster, "--nodes", "3", "--admin-address", "127.0.0.1:0",
+		"--ready-file", ready, "--responder-config", cfgPath)
+	waitFor(t, ctx, "zmysim ready file", func() error {
+		_, err := os.Stat(ready)
+		return err
+	})
+	cfg, err := config.Load(cfgPath)
+	require.NoError(t, err, "the config zmysim wrote")
+	cl := cfg.Cluster(testCluster)
+	require.NotNil(t, cl, "cluster %q in %s", testCluster, cfgPath)
+	require.Len(t, cl.Nodes, 3)
+
+	web, grpc := freeAddr(t), freeAddr(t)
+	startProcess(t, dir, "zmy-responder", filepath.Join(binDir, "zmy-responder"),
+		"--config.file="+cfgPath, "--web.listen-address="+web, "--grpc.listen-address="+grpc,
+		"--storage.path="+filepath.Join(dir, "data"))
+	responder := "http://" + web
+	waitFor(t, ctx, "zmy-responder /-/ready", func() error { return get(ctx, responder+"/-/ready") })
+
+	exposed := map[string]*dto.MetricFamily{}
+	for _, n := range cl.Nodes {
+		scrapeInto(t, ctx, n.MetricsURL, exposed)
+	}
+	scrapeInto(t, ctx, responder+"/metrics", exposed)
+
+	var missing []string
+	for name, where := range usedMetrics(t) {
+		if !isExposed(name, exposed) {
+			missing = append(missing, fmt.Sprintf("%s (used by %s)", name, strings.Join(dedup(where), "; ")))
+		}
+	}
+	sort.Strings(missing)
+	require.Empty(t, missing, "metric families named by rules/ or dashboards/ but exposed by neither a ZMY node nor the responder")
+}
+
+// isExposed says whether a series name belongs to an exposed family: the family itself, or a
+// histogram's (or summary's) _bucket/_sum/_count series.
+func isExposed(name string, exposed map[string]*dto.MetricFamily) bool {
+	if _, ok := exposed[name]; ok {
+		return true
+	}
+	mf, ok := exposed[familyName(name)]
+	if !ok {
+		return false
+	}
+	switch mf.GetType() {
+	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+		return true
+	case dto.MetricType_SUMMARY:
+		return !strings.HasSuffix(name, "_bucket")
+	}
+	return false
+}
+
+func scrapeInto(t *testing.T, ctx context.Context, url string, into map[string]*dto.MetricFamily) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	// Plain text exposition: the parser below reads that format only.
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "scrape %s", url)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "scrape %s", url)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err, "parse %s", url)
+	for name, mf := range mfs {
+		into[name] = mf
+	}
+}
+
+// startProcess runs a binary in its own process group and stops that group when the test ends.
+func startProcess(t *testing.T, dir, name, path string, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start(), "start %s", name)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s log:\n%s", name, tail(b, 4000))
+			}
+		}
+	})
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, check func() error) {
+	t.Helper()
+	var err error
+	for {
+		if err = check(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v (last: %v)", what, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func get(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func dedup(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}

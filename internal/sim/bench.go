@@ -43,6 +43,10 @@ type BenchResult struct {
 	ScrapeP50Millis float64 `json:"scrape_p50_ms"`
 	ScrapeP99Millis float64 `json:"scrape_p99_ms"`
 	ScrapeMaxMillis float64 `json:"scrape_max_ms"`
+	// ScrapeAllMillis is one sequential pass over every node's /metrics: what a Prometheus
+	// scrape of the whole cluster costs the simulator.
+	ScrapeAllMillis float64 `json:"scrape_all_ms"`
+	LoadAverage     string  `json:"load_average,omitempty"` // /proc/loadavg at the end: other work on the machine
 }
 
 // RunBench starts an in-process cluster of o.Nodes nodes, holds o.WriteRate for o.Duration
@@ -109,6 +113,17 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	res.ScrapeP50Millis = ms(lat[len(lat)/2])
 	res.ScrapeP99Millis = ms(lat[(len(lat)*99)/100])
 	res.ScrapeMaxMillis = ms(lat[len(lat)-1])
+
+	t1 := time.Now()
+	for _, ep := range c.Endpoints().Nodes {
+		if _, err := scrapeOnce(ctx, client, ep.MetricsURL); err != nil {
+			return nil, fmt.Errorf("bench: scrape %s: %w", ep.MetricsURL, err)
+		}
+	}
+	res.ScrapeAllMillis = ms(time.Since(t1))
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAverage = strings.TrimSpace(string(la))
+	}
 
 	var mem runtime.MemStats
 	runtime.ReadMemStats(&mem)

@@ -109,6 +109,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	// ─── Runbook engine wiring point ───
 	var engineLoop func(context.Context) error
+	if opts.NewRunbook == nil {
+		opts.NewRunbook = DefaultRunbook // runbook.go: detect's prober + remediate's engine
+	}
 	if opts.NewRunbook != nil {
 		rb, loop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -281,6 +282,12 @@ func TestGrandchildHoldingThePipeDoesNotBlock(t *testing.T) {
 
 func TestEscapedGrandchildIsBoundedByWaitDelay(t *testing.T) {
 	t.Parallel()
+	if _, err := exec.LookPath("setsid"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("setsid (util-linux) is required under CI: %v", err)
+		}
+		t.Skipf("setsid (util-linux) not installed: %v", err)
+	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	// setsid puts the grandchild beyond our group kill; WaitDelay still closes the pipes on it.
 	d := fakeDriver(t, `setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & echo '{"node":"n1","raft_state":"follower"}'; sleep 0.2`,

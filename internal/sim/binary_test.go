@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
@@ -95,13 +94,9 @@ func TestBinary(t *testing.T) {
 	require.Len(t, info.Nodes, 5)
 	admin := info.Admin
 
-	// The responder config is complete and uses only names internal/config knows.
-	raw, err := os.ReadFile(cfgFile)
+	// The responder config is complete: the responder's own strict loader accepts it.
+	cfg, err := config.Load(cfgFile)
 	require.NoError(t, err)
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	var cfg config.Config
-	require.NoError(t, dec.Decode(&cfg), "%s", raw)
 	require.Equal(t, "http://127.0.0.1:9093", cfg.Alertmanager.URL)
 	require.Len(t, cfg.Clusters, 1)
 	cl := cfg.Clusters[0]
@@ -117,7 +112,7 @@ func TestBinary(t *testing.T) {
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels"`
 	}
-	raw, err = os.ReadFile(sdFile)
+	raw, err := os.ReadFile(sdFile)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &sd))
 	require.Len(t, sd, 5)
@@ -190,4 +185,20 @@ func TestBinary(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("zmysim run did not stop within 10s of SIGTERM")
 	}
+}
+
+// TestResponderConfigWithEtcd checks the etcd section the responder's loader validates.
+func TestResponderConfigWithEtcd(t *testing.T) {
+	c, err := Start(t.Context(), Options{Cluster: "cfg", Nodes: 3, EtcdEndpoints: []string{"http://127.0.0.1:1"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	raw, err := c.ResponderConfig(ResponderConfigOptions{Zmysim: "/usr/local/bin/zmysim"})
+	require.NoError(t, err)
+	cfg, err := config.LoadBytes(raw)
+	require.NoError(t, err, "%s", raw)
+	require.Empty(t, cfg.Alertmanager.URL, "no Alertmanager given: silencing stays off")
+	require.Equal(t, []string{"http://127.0.0.1:1"}, cfg.Clusters[0].Etcd.Endpoints)
+	require.Equal(t, "/zmy/cfg/nodes/", cfg.Clusters[0].Etcd.KeyPrefix)
+	_, err = c.ResponderConfig(ResponderConfigOptions{})
+	require.Error(t, err)
 }

@@ -19,7 +19,6 @@ type realAlertmanager struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	args   []string
-	dir    string
 }
 
 // alertmanagerBinary finds Alertmanager; without it the test skips, unless CI is set, where
@@ -49,20 +48,23 @@ func freePort(t testing.TB) int {
 // startAlertmanager runs Alertmanager with a minimal config and waits until it is ready.
 func startAlertmanager(t testing.TB) *realAlertmanager {
 	t.Helper()
+	port := freePort(t)
+	am := &realAlertmanager{URL: fmt.Sprintf("http://127.0.0.1:%d", port), args: startAlertmanagerArgs(t, port)}
+	am.start(t)
+	t.Cleanup(am.stop)
+	return am
+}
+
+// startAlertmanagerArgs is the command line of an Alertmanager on 127.0.0.1:port with a
+// minimal config and its own storage.
+func startAlertmanagerArgs(t testing.TB, port int) []string {
+	t.Helper()
 	bin := alertmanagerBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o644))
-	port := freePort(t)
-	am := &realAlertmanager{
-		URL: fmt.Sprintf("http://127.0.0.1:%d", port),
-		dir: dir,
-		args: []string{bin, "--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data"),
-			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=", "--log.level=warn"},
-	}
-	am.start(t)
-	t.Cleanup(am.stop)
-	return am
+	return []string{bin, "--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=", "--log.level=warn"}
 }
 
 func (am *realAlertmanager) start(t testing.TB) {

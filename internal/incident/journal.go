@@ -77,6 +77,10 @@ func Open(path string, opts Options) (*Journal, error) {
 		// per fsync, which is what group commit is paying for.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// Growing the map while a big notification is being written copies every page the
+		// transaction touched; start with room for tens of thousands of alerts. This is address
+		// space, not memory: only the pages read are resident.
+		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)

@@ -166,8 +166,8 @@ func loadFull(tx *bolt.Tx, seq uint64) (*Incident, error) {
 	c := tx.Bucket(bucketAlerts).Cursor()
 	inc.Alerts = []AlertRecord{}
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var a AlertRecord
-		if err := json.Unmarshal(v, &a); err != nil {
+		a, err := decodeAlert(v)
+		if err != nil {
 			return nil, fmt.Errorf("decode alert of %s: %w", inc.ID, err)
 		}
 		inc.Alerts = append(inc.Alerts, a)

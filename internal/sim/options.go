@@ -1,9 +1,3 @@
-// Package sim owns the ZMY cluster simulator behind `bin/zmysim`: an in-memory model of a
-// sharded Raft cluster that keeps the seed's flaw (every partition keeps a leader and keeps
-// accepting writes), the per-node servers that expose it through the same surfaces a real
-// node has (/metrics, /healthz, the zmyctl admin API, a peer TCP port, gRPC health, etcd lease
-// keys), the faults a test can inject, and the audit log and invariants that catch a wrong
-// runbook. It is usable in-process from Go tests (Start) and through the binary.
 package sim
 
 import (

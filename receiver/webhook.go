@@ -1,11 +1,11 @@
 package receiver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -124,7 +124,7 @@ func (s *Server) countWebhook(next echo.HandlerFunc) echo.HandlerFunc {
 
 // decodeMessage parses Alertmanager's own payload type and checks its version.
 func decodeMessage(body []byte) (*webhook.Message, error) {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errors.New("empty body: want an Alertmanager webhook notification (version 4)")
 	}
 	var msg webhook.Message
@@ -178,7 +178,7 @@ func toDeliveries(msg *webhook.Message, cfg *config.Config, now time.Time) ([]in
 				ExternalURL: msg.ExternalURL,
 				Fingerprint: a.Fingerprint,
 				Status:      a.Status,
-				Labels:      maps.Clone(map[string]string(a.Labels)),
+				Labels:      a.Labels, // the message is not used after this; no copy needed
 				StartsAt:    a.StartsAt,
 				EndsAt:      a.EndsAt,
 				ReceivedAt:  now,

@@ -1,0 +1,246 @@
+package receiver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+func TestWebhookFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		code    int
+		errText string                                // 4xx: substring of the JSON error
+		check   func(*testing.T, []*incident.Incident) // 200: what the journal holds
+	}{
+		{file: "firing.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			inc := incs[0]
+			require.Equal(t, "inc-000001", inc.ID)
+			require.Equal(t, "east", inc.Cluster)
+			require.Equal(t, "ZMY_Quorum_Down", inc.Alertname)
+			require.True(t, inc.Open())
+			require.Len(t, inc.Alerts, 2)
+			a := inc.Alerts[0]
+			require.Equal(t, `{}:{alertname="ZMY_Quorum_Down", cluster="east"}`, a.GroupKey)
+			require.Equal(t, "zmy-responder", a.Receiver)
+			require.Equal(t, "http://am-0:9093", a.ExternalURL)
+			require.Equal(t, "firing", a.Status)
+			require.Equal(t, time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), a.StartsAt.UTC())
+			require.False(t, a.ReceivedAt.IsZero())
+			require.Equal(t, "n1:8080", a.Labels["instance"])
+		}},
+		{file: "resolved.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			require.NotNil(t, incs[0].ResolvedAt)
+			require.False(t, incs[0].Open(), "a resolution without a firing alert opens nothing")
+		}},
+		{file: "mixed.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			require.Len(t, incs[0].Alerts, 2)
+			require.Nil(t, incs[0].ResolvedAt, "one alert still fires")
+			require.True(t, incs[0].Open())
+		}},
+		{file: "one.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			require.Len(t, incs[0].Alerts, 1)
+		}},
+		{file: "truncated.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			require.Equal(t, 7, incs[0].TruncatedAlerts)
+		}},
+		{file: "unknown_cluster.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {
+			require.Len(t, incs, 1)
+			require.Equal(t, "ghost", incs[0].Cluster)
+			require.Equal(t, incident.StepClosed, incs[0].Step)
+			require.Equal(t, incident.OutcomeUnknownCluster, incs[0].Outcome)
+		}},
+		{file: "missing_cluster.json", code: 400, errText: `1 of 2 alerts rejected, nothing journaled: alerts[1] (fingerprint "0000000000000009"): no cluster label (looked for cluster)`},
+		{file: "missing_alertname.json", code: 400, errText: "no alertname label"},
+		{file: "bad_status.json", code: 400, errText: `status "pending" is neither firing nor resolved`},
+		{file: "wrong_version.json", code: 400, errText: `unsupported webhook payload version "3": want "4"`},
+		{file: "no_alerts.json", code: 400, errText: "notification holds no alerts"},
+		{file: "not_json.txt", code: 400, errText: "invalid JSON"},
+		{file: "empty.json", code: 400, errText: "empty body"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			env := newEnv(t, testClusters)
+			code, body := env.do(t, http.MethodPost, "/webhook", fixture(t, tc.file))
+			require.Equal(t, tc.code, code, "body: %s", body)
+			require.Equal(t, 1.0, testutil.ToFloat64(env.srv.metrics.webhookRequests.WithLabelValues(fmt.Sprint(tc.code))))
+			incs, err := env.j.List(t.Context(), false)
+			require.NoError(t, err)
+			if tc.code != 200 {
+				require.Contains(t, errorOf(t, body), tc.errText)
+				require.Empty(t, incs, "nothing is journaled from a rejected notification")
+				return
+			}
+			var res webhookResult
+			require.NoError(t, json.Unmarshal(body, &res))
+			require.Equal(t, "success", res.Status)
+			require.Len(t, res.Incidents, len(incs))
+			tc.check(t, incs)
+		})
+	}
+}
+
+func TestWebhookMetrics(t *testing.T) {
+	env := newEnv(t, testClusters)
+	for _, f := range []string{"firing.json", "resolved.json", "truncated.json", "unknown_cluster.json"} {
+		code, body := env.do(t, http.MethodPost, "/webhook", fixture(t, f))
+		require.Equal(t, 200, code, "%s: %s", f, body)
+	}
+	m := env.srv.metrics
+	require.Equal(t, 4.0, testutil.ToFloat64(m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", "firing")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", "resolved")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.unknownCluster))
+	require.Equal(t, 7.0, testutil.ToFloat64(m.truncated))
+	require.Equal(t, 4.0, testutil.ToFloat64(m.webhookRequests.WithLabelValues("200")))
+	// firing then resolved went to one incident, now resolved; east's truncated resend reopened
+	// nothing because the incident was still open.
+	n, err := testutil.GatherAndCount(env.reg, "zmy_responder_incidents_open")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1.0, gaugeValue(t, env, "zmy_responder_incidents_open"))
+}
+
+func gaugeValue(t *testing.T, env *testEnv, name string) float64 {
+	t.Helper()
+	mfs, err := env.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
+}
+
+// TestWebhookReplicas: three Alertmanager replicas deliver the same group at once, alerts in
+// different orders. One incident, each alert stored once, every delivery counted.
+func TestWebhookReplicas(t *testing.T) {
+	env := newEnv(t, testClusters)
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i, f := range []string{"replica_a.json", "replica_b.json", "replica_c.json"} {
+		body := fixture(t, f)
+		wg.Go(func() { codes[i], _ = env.do(t, http.MethodPost, "/webhook", body) })
+	}
+	wg.Wait()
+	require.Equal(t, []int{200, 200, 200}, codes)
+	incs, err := env.j.List(t.Context(), false)
+	require.NoError(t, err)
+	require.Len(t, incs, 1, "exactly one incident")
+	require.Len(t, incs[0].Alerts, 3)
+	for _, a := range incs[0].Alerts {
+		require.Equal(t, 3, a.Deliveries, a.Fingerprint)
+	}
+}
+
+func TestWebhookResolvesIncident(t *testing.T) {
+	env := newEnv(t, testClusters)
+	code, _ := env.do(t, http.MethodPost, "/webhook", fixture(t, "firing.json"))
+	require.Equal(t, 200, code)
+	code, _ = env.do(t, http.MethodPost, "/webhook", fixture(t, "resolved.json"))
+	require.Equal(t, 200, code)
+	inc, err := env.j.Get(t.Context(), "inc-000001")
+	require.NoError(t, err)
+	require.NotNil(t, inc.ResolvedAt)
+	require.Len(t, inc.Alerts, 4)
+	all, err := env.j.List(t.Context(), false)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+}
+
+// bigMessage builds a notification of n firing alerts of cluster east, distinct fingerprints.
+func bigMessage(n int) []byte {
+	msg := webhook.Message{
+		Data: &template.Data{
+			Receiver: "zmy-responder", Status: "firing", ExternalURL: "http://am-0:9093",
+			GroupLabels:  template.KV{"alertname": "ZMY_Quorum_Down", "cluster": "east"},
+			CommonLabels: template.KV{"alertname": "ZMY_Quorum_Down", "cluster": "east"},
+		},
+		Version:  "4",
+		GroupKey: `{}:{alertname="ZMY_Quorum_Down", cluster="east"}`,
+	}
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		msg.Alerts = append(msg.Alerts, template.Alert{
+			Status: "firing",
+			Labels: template.KV{"alertname": "ZMY_Quorum_Down", "cluster": "east", "job": "zmy",
+				"instance": fmt.Sprintf("node-%05d:8080", i), "shard": fmt.Sprint(i % 64)},
+			Annotations:  template.KV{"summary": "ZMY quorum down"},
+			StartsAt:     start,
+			GeneratorURL: "http://prometheus:9090/graph?g0.expr=zmy_quorum_up+%3D%3D+0",
+			Fingerprint:  fmt.Sprintf("%016x", i+1),
+		})
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestWebhookTenThousandAlerts(t *testing.T) {
+	body := bigMessage(10000)
+	t.Logf("10,000-alert payload: %d bytes", len(body))
+
+	// Over the default 1 MiB limit: 413, with a JSON body saying which knob to turn.
+	env := newEnv(t, testClusters)
+	code, resp := env.do(t, http.MethodPost, "/webhook", body)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code)
+	require.Contains(t, errorOf(t, resp), "webhook.max_body_bytes")
+
+	env = newEnv(t, "webhook: {max_body_bytes: 16777216}\n"+testClusters)
+	start := time.Now()
+	code, resp = env.do(t, http.MethodPost, "/webhook", body)
+	elapsed := time.Since(start)
+	require.Equal(t, 200, code, "%s", resp)
+	t.Logf("10,000 alerts answered in %s", elapsed)
+	inc, err := env.j.Get(t.Context(), "inc-000001")
+	require.NoError(t, err)
+	require.Len(t, inc.Alerts, 10000)
+}
+
+type kickRecorder struct {
+	fakeRunbook
+	mu    sync.Mutex
+	kicks []string
+}
+
+func (k *kickRecorder) Kick(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kicks = append(k.kicks, id)
+}
+
+func TestWebhookKicksEveryTouchedIncident(t *testing.T) {
+	rb := &kickRecorder{}
+	env := newEnv(t, testClusters, func(o *ServerOptions) { o.Runbook = rb })
+	code, _ := env.do(t, http.MethodPost, "/webhook", fixture(t, "firing.json"))
+	require.Equal(t, 200, code)
+	code, _ = env.do(t, http.MethodPost, "/webhook", fixture(t, "unknown_cluster.json"))
+	require.Equal(t, 200, code)
+	require.Equal(t, []string{"inc-000001", "inc-000002"}, rb.kicks, "one kick per incident per delivery")
+}
+
+func TestWebhookJournalFailureIs503(t *testing.T) {
+	env := newEnv(t, testClusters)
+	require.NoError(t, env.j.Close()) // the disk is gone from under the daemon
+	code, body := env.do(t, http.MethodPost, "/webhook", fixture(t, "firing.json"))
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, errorOf(t, body), "journal write failed")
+	require.Equal(t, 1.0, testutil.ToFloat64(env.srv.metrics.webhookRequests.WithLabelValues("503")))
+}

@@ -153,11 +153,11 @@ func TestRunbookAPI(t *testing.T) {
 
 	// Sentinel errors map onto status codes.
 	for err, want := range map[error]int{
-		incident.ErrNotFound:                           404,
+		incident.ErrNotFound:                            404,
 		fmt.Errorf("x: %w", incident.ErrUnknownCluster): 404,
 		fmt.Errorf("closed: %w", incident.ErrConflict):  409,
-		context.DeadlineExceeded:                       504,
-		fmt.Errorf("engine exploded"):                  500,
+		context.DeadlineExceeded:                        504,
+		fmt.Errorf("engine exploded"):                   500,
 	} {
 		rb.err = err
 		code, resp := env.do(t, http.MethodPost, "/api/v1/incidents/inc-000001/approve", ok)

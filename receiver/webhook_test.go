@@ -20,7 +20,7 @@ func TestWebhookFixtures(t *testing.T) {
 	for _, tc := range []struct {
 		file    string
 		code    int
-		errText string                                // 4xx: substring of the JSON error
+		errText string                                 // 4xx: substring of the JSON error
 		check   func(*testing.T, []*incident.Incident) // 200: what the journal holds
 	}{
 		{file: "firing.json", code: 200, check: func(t *testing.T, incs []*incident.Incident) {

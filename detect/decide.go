@@ -85,10 +85,11 @@ func decide(results []Result, p decideParams, fuse FuseState) incident.Verdict {
 		v.Kind = incident.VerdictConfirmed
 		v.Reason = "split-brain confirmed: " + all
 	default:
-		var refuted, unjudged []string
+		var refuted, unjudged, holding []string
 		for _, c := range conds {
 			switch {
 			case c.j.held:
+				holding = append(holding, c.name+": "+c.j.why)
 			case c.j.judged:
 				refuted = append(refuted, c.name+": "+c.j.why)
 			default:
@@ -98,6 +99,9 @@ func decide(results []Result, p decideParams, fuse FuseState) incident.Verdict {
 		if len(refuted) > 0 {
 			v.Kind = incident.VerdictNotConfirmed
 			v.Reason = "not a split-brain: " + strings.Join(refuted, "; ")
+			if len(holding) > 0 {
+				v.Reason += "; holding nonetheless: " + strings.Join(holding, "; ")
+			}
 		} else {
 			v.Kind = incident.VerdictInconclusive
 			v.Reason = "cannot judge the split: " + strings.Join(unjudged, "; ")

@@ -18,37 +18,46 @@ var errNodeSilent = errors.New("node gave no answer to any probe")
 
 // fanOut runs probes on every node of the cluster, at most detection.concurrency nodes at once,
 // each node's probes in parallel, plus the cluster-wide etcd and redis probes when asked. It
-// returns when every probe is done or ctx ends, whichever is first: a node still running then is
-// recorded as not having answered, so a hung node never holds the verdict past the budget.
+// returns when every probe is done or ctx ends, whichever is first: a probe still running then is
+// recorded as not having answered, so a hung node never holds the verdict past the budget. The
+// probes themselves get a deadline slightly earlier than ctx's, so that a probe that honours it
+// reports its own reason ("status n3: timed out") rather than being cut off by the collector.
 func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, clusterWide bool) []Result {
 	nodes := cs.cfg.Nodes
-	var (
-		mu       sync.Mutex
-		slots    = make([][]Result, len(nodes)+1) // the last slot holds cluster-wide probes
-		finished = make([]bool, len(nodes)+1)
-		wg       sync.WaitGroup
-	)
-	store := func(i int, rs []Result) {
-		mu.Lock()
-		defer mu.Unlock()
-		slots[i], finished[i] = rs, true
-	}
+	col := newCollector(len(nodes) + 1) // the last row holds cluster-wide probes
+	pctx, cancel := earlier(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
 	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
 	for i, n := range nodes {
+		names := applicable(probes, n)
+		col.expect(i, n.ID, names)
 		wg.Go(func() {
-			if err := sem.Acquire(ctx, 1); err != nil {
-				store(i, unanswered(n.ID, applicable(probes, n), StatusError,
-					"not probed: no probe slot came free within the budget"))
+			if err := sem.Acquire(pctx, 1); err != nil {
+				for j, r := range unanswered(n.ID, names, StatusError, "not probed: no probe slot came free within the budget") {
+					col.put(i, j, r)
+				}
 				return
 			}
 			defer sem.Release(1)
-			store(i, p.probeNode(ctx, cs, cfg, n, probes))
+			p.probeNode(pctx, cs, cfg, n, names, func(j int, r Result) { col.put(i, j, r) })
 		})
 	}
 	if clusterWide {
-		wg.Go(func() { store(len(nodes), p.probeDependencies(ctx, cs, cfg)) })
-	} else {
-		finished[len(nodes)] = true
+		targets, names := dependencies(cs)
+		col.expect(len(nodes), "", names)
+		for j, t := range targets {
+			wg.Go(func() {
+				tctx, cancel := probeContext(pctx, cfg)
+				defer cancel()
+				r := run(tctx, names[j], t)
+				if names[j] == ProbeRedis {
+					r.Value = t.Redis.Name + ": " + r.Value
+				}
+				col.put(len(nodes), j, r)
+			})
+		}
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -56,20 +65,63 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 	case <-done:
 	case <-ctx.Done():
 	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	var out []Result
-	for i, n := range nodes {
-		if !finished[i] {
-			slots[i] = unanswered(n.ID, applicable(probes, n), StatusError,
-				fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)))
-		}
-		out = append(out, slots[i]...)
-	}
-	out = append(out, slots[len(nodes)]...)
+	out := col.collect(fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)))
 	for _, r := range out {
 		p.metrics.observe(r)
+	}
+	return out
+}
+
+// earlier derives the probes' context: ctx's deadline less a grace for reporting back.
+func earlier(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	grace := min(max(time.Until(dl)/50, 2*time.Millisecond), 50*time.Millisecond)
+	return context.WithDeadline(ctx, dl.Add(-grace))
+}
+
+// collector gathers results as each probe finishes, so a probe still running when the budget
+// ends costs only its own answer, not its node's.
+type collector struct {
+	mu     sync.Mutex
+	rows   [][]Result
+	set    [][]bool
+	closed bool
+}
+
+func newCollector(rows int) *collector {
+	return &collector{rows: make([][]Result, rows), set: make([][]bool, rows)}
+}
+
+// expect declares row i's probes before any goroutine may put into it.
+func (c *collector) expect(i int, node string, names []string) {
+	c.rows[i] = unanswered(node, names, StatusError, "")
+	c.set[i] = make([]bool, len(names))
+}
+
+func (c *collector) put(i, j int, r Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.rows[i][j], c.set[i][j] = r, true
+	}
+}
+
+// collect closes the collector and returns every result, unset ones carrying reason.
+func (c *collector) collect(reason string) []Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var out []Result
+	for i, row := range c.rows {
+		for j, r := range row {
+			if !c.set[i][j] {
+				r.Reason = reason
+			}
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -95,14 +147,13 @@ func unanswered(node string, probes []string, st Status, reason string) []Result
 	return out
 }
 
-// probeNode runs the node's probes through its breaker: a node that stayed silent on
-// consecutive_failures rounds is skipped, and says so, until the cooldown lets one round through.
-func (p *Prober) probeNode(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string) []Result {
-	probes = applicable(probes, n)
+// probeNode runs the node's probes through its breaker, handing each result to put as it
+// comes: a node that stayed silent on consecutive_failures rounds is skipped, and says so, until
+// the cooldown lets one round through.
+func (p *Prober) probeNode(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string, put func(int, Result)) {
 	br := cs.breaker(n.ID, cfg.Detection.NodeBreaker)
-	var rs []Result
 	_, err := br.Execute(func() (struct{}, error) {
-		rs = p.runProbes(ctx, cs, cfg, n, probes)
+		rs := p.runProbes(ctx, cs, cfg, n, probes, put)
 		if silent(rs) {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return struct{}{}, ctx.Err() // the caller gave up: says nothing about the node
@@ -112,11 +163,12 @@ func (p *Prober) probeNode(ctx context.Context, cs *clusterState, cfg *config.Co
 		return struct{}{}, nil
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return unanswered(n.ID, probes, StatusSkipped, fmt.Sprintf(
-			"node breaker %s: no answer on %d consecutive rounds; retried after %s",
-			br.State(), max(cfg.Detection.NodeBreaker.ConsecutiveFailures, 1), breakerCooldown(cfg.Detection.NodeBreaker)))
+		reason := fmt.Sprintf("node breaker %s: no answer on %d consecutive rounds; retried after %s",
+			br.State(), max(cfg.Detection.NodeBreaker.ConsecutiveFailures, 1), breakerCooldown(cfg.Detection.NodeBreaker))
+		for j, r := range unanswered(n.ID, probes, StatusSkipped, reason) {
+			put(j, r)
+		}
 	}
-	return rs
 }
 
 // silent reports whether no probe other than the responder's own TCP dial got an answer.
@@ -130,19 +182,21 @@ func silent(rs []Result) bool {
 }
 
 // runProbes runs a node's probes in parallel, each within probe_timeout and ctx.
-func (p *Prober) runProbes(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string) []Result {
+func (p *Prober) runProbes(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string, put func(int, Result)) []Result {
 	t := Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http}
 	out := make([]Result, len(probes))
 	var wg sync.WaitGroup
 	for i, name := range probes {
 		if cs.driverErr != nil && usesZmyctl(name) {
 			out[i] = Result{Probe: name, Node: n.ID, Status: StatusError, Err: cs.driverErr, Reason: cs.driverErr.Error()}
+			put(i, out[i])
 			continue
 		}
 		wg.Go(func() {
 			pctx, cancel := probeContext(ctx, cfg)
 			defer cancel()
 			out[i] = run(pctx, name, t)
+			put(i, out[i])
 		})
 	}
 	wg.Wait()
@@ -160,30 +214,17 @@ func usesZmyctl(probe string) bool {
 	return probe == ProbeControl || probe == ProbeRaftState || probe == ProbeNetcheck
 }
 
-// probeDependencies probes the cluster's etcd and Redis dependencies, which have no node.
-func (p *Prober) probeDependencies(ctx context.Context, cs *clusterState, cfg *config.Config) []Result {
-	var jobs []Target
+// dependencies are the cluster's etcd and Redis targets, which have no node.
+func dependencies(cs *clusterState) ([]Target, []string) {
+	var targets []Target
 	var names []string
 	if cs.cfg.Etcd != nil {
-		jobs, names = append(jobs, Target{Cluster: &cs.cfg}), append(names, ProbeEtcd)
+		targets, names = append(targets, Target{Cluster: &cs.cfg}), append(names, ProbeEtcd)
 	}
 	for _, rc := range cs.cfg.Redis {
-		jobs, names = append(jobs, Target{Cluster: &cs.cfg, Redis: rc}), append(names, ProbeRedis)
+		targets, names = append(targets, Target{Cluster: &cs.cfg, Redis: rc}), append(names, ProbeRedis)
 	}
-	out := make([]Result, len(jobs))
-	var wg sync.WaitGroup
-	for i, t := range jobs {
-		wg.Go(func() {
-			pctx, cancel := probeContext(ctx, cfg)
-			defer cancel()
-			out[i] = run(pctx, names[i], t)
-			if names[i] == ProbeRedis {
-				out[i].Value = t.Redis.Name + ": " + out[i].Value
-			}
-		})
-	}
-	wg.Wait()
-	return out
+	return targets, names
 }
 
 // breaker returns the node's breaker, creating it on first use.

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -247,5 +248,15 @@ func TestScenarioHungZmyctl(t *testing.T) {
 	require.Contains(t, e.Error, "status n3")
 	require.True(t, find(t, v, "n3", ProbeData).OK, "n3's /metrics still answers")
 	require.Less(t, find(t, v, "n1", ProbeControl).Duration, time.Second, "healthy nodes were not held up")
+
+	// A caller's deadline earlier than the budget wins.
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	v, err = p.Confirm(ctx, s.name)
+	took = time.Since(start)
+	require.NoError(t, err)
+	require.Less(t, took, 600*time.Millisecond)
+	require.Equal(t, incident.VerdictNotConfirmed, v.Kind, v.Reason)
 	s.requireOnlyReads()
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	alertsReceived  *prometheus.CounterVec
 	unknownCluster  prometheus.Counter
 	truncated       prometheus.Counter
+	inFlight        prometheus.Gauge
 
 	mu         sync.Mutex
 	alertnames map[string]bool
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, j *incident.Journal) (*metrics, error
 			Namespace: "zmy_responder", Name: "webhook_truncated_alerts_total",
 			Help: "Alerts Alertmanager left out of notifications (truncatedAlerts, max_alerts).",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "zmy_responder", Name: "http_requests_in_flight",
+			Help: "HTTP requests being served; shutdown waits for them.",
+		}),
 		alertnames: map[string]bool{},
 	}
 	for _, c := range webhookCodes {
@@ -54,7 +59,7 @@ func newMetrics(reg prometheus.Registerer, j *incident.Journal) (*metrics, error
 	for _, s := range []model.AlertStatus{model.AlertFiring, model.AlertResolved} {
 		m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", string(s))
 	}
-	cs := []prometheus.Collector{m.webhookRequests, m.alertsReceived, m.unknownCluster, m.truncated}
+	cs := []prometheus.Collector{m.webhookRequests, m.alertsReceived, m.unknownCluster, m.truncated, m.inFlight}
 	if j != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "zmy_responder", Name: "incidents_open",

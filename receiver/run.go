@@ -41,7 +41,7 @@ type Options struct {
 	// journal and the registry, and returns the Runbook the API calls and the engine's run loop,
 	// which Run starts once serving and cancels after the HTTP server has drained. If the
 	// Runbook has a SetConfig(*config.Config) method it is called on every successful reload.
-	// Nil: the daemon journals alerts and the runbook endpoints answer 503.
+	// Nil: DefaultRunbook (runbook.go), detect's prober wired into remediate's engine.
 	NewRunbook func(cfg *config.Config, j *incident.Journal, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
 	// OnReload is called with every configuration successfully reloaded.
 	OnReload func(*config.Config)
@@ -229,7 +229,10 @@ func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, 
 		logger.Warn("in-flight HTTP requests did not finish in time", "err", err)
 		_ = hs.Close()
 	}
-	stopGRPC(sctx, gs)
+	// Health Watch streams never end on their own; give them a moment, not the whole timeout.
+	gctxStop, cancelStop := context.WithTimeout(sctx, 2*time.Second)
+	stopGRPC(gctxStop, gs)
+	cancelStop()
 	stopEngine()
 	if engineDone != nil {
 		select {

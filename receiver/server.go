@@ -144,6 +144,13 @@ func (s *Server) routes() {
 			return err
 		},
 	}))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			s.metrics.inFlight.Inc()
+			defer s.metrics.inFlight.Dec()
+			return next(c)
+		}
+	})
 	webhookAuth := s.requireAuth(func(st *state) *credentials { return st.webhookAuth })
 	apiAuth := s.requireAuth(func(st *state) *credentials { return st.apiAuth })
 

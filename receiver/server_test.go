@@ -99,3 +99,19 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// doErr is do without failing on a transport error: code 0 means the request did not get through.
+func (e *testEnv) doErr(method, path string) (int, error) {
+	req, err := http.NewRequest(method, e.url+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

@@ -86,7 +86,6 @@ func run() int {
 		Registerer:        reg,
 		Gatherer:          reg,
 		Reload:            reload,
-		NewRunbook:        newRunbook,
 	})
 	if err != nil {
 		logger.Error("zmy-responder failed", "err", err)

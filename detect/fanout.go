@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,14 +14,24 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 )
 
-// errNodeSilent is a node round in which no probe got an answer: what trips a node's breaker.
-var errNodeSilent = errors.New("node gave no answer to any probe")
+var (
+	// errNodeSilent is a node round in which no probe got an answer: what trips a node's breaker.
+	errNodeSilent = errors.New("node gave no answer to any probe")
+	// errNotProbed is a round in which the node never got a probe slot: our budget, not its fault.
+	errNotProbed = errors.New("node not probed")
+)
 
-// fanOut runs probes on every node of the cluster, at most detection.concurrency nodes at once,
-// each node's probes in parallel, plus the cluster-wide etcd and redis probes when asked. It
-// returns when every probe is done or ctx ends, whichever is first: a probe still running then is
-// recorded as not having answered, so a hung node never holds the verdict past the budget. The
-// probes themselves get a deadline slightly earlier than ctx's, so that a probe that honours it
+// zmyctlProbes run in the second phase. Scrapes and dials go first, close together in time, so
+// shard indexes are compared at nearly one instant rather than spread over an exec storm.
+var zmyctlProbes = []string{ProbeControl, ProbeRaftState, ProbeNetcheck}
+
+func usesZmyctl(probe string) bool { return slices.Contains(zmyctlProbes, probe) }
+
+// fanOut runs probes on every node of the cluster, at most detection.concurrency nodes at once
+// per phase, each node's probes in parallel, plus the cluster-wide etcd and redis probes when
+// asked. It returns when every probe is done or ctx ends, whichever is first: a probe still
+// running then is recorded as not having answered, so a hung node never holds the verdict past
+// the budget. The probes get a deadline slightly earlier than ctx's, so that a probe honouring it
 // reports its own reason ("status n3: timed out") rather than being cut off by the collector.
 func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, clusterWide bool) []Result {
 	nodes := cs.cfg.Nodes
@@ -28,27 +39,73 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 	pctx, cancel := earlier(ctx)
 	defer cancel()
 
-	var wg sync.WaitGroup
-	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
+	// The breaker decides up front which nodes this round probes.
+	type round struct {
+		row   int
+		node  config.NodeConfig
+		names []string
+		done  func(error)
+	}
+	var rounds []round
 	for i, n := range nodes {
 		names := applicable(probes, n)
 		col.expect(i, n.ID, names)
-		wg.Go(func() {
-			if err := sem.Acquire(pctx, 1); err != nil {
-				for j, r := range unanswered(n.ID, names, StatusError, "not probed: no probe slot came free within the budget") {
-					col.put(i, j, r)
-				}
-				return
+		br := cs.breaker(n.ID, cfg.Detection.NodeBreaker)
+		done, err := br.Allow()
+		if err != nil {
+			reason := fmt.Sprintf("node breaker %s: no answer on %d consecutive rounds; retried after %s",
+				br.State(), max(cfg.Detection.NodeBreaker.ConsecutiveFailures, 1), breakerCooldown(cfg.Detection.NodeBreaker))
+			for j, r := range unanswered(n.ID, names, StatusSkipped, reason) {
+				col.put(i, j, r)
 			}
-			defer sem.Release(1)
-			p.probeNode(pctx, cs, cfg, n, names, func(j int, r Result) { col.put(i, j, r) })
-		})
+			continue
+		}
+		rounds = append(rounds, round{row: i, node: n, names: names, done: done})
 	}
+
+	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
+	phase := func(wg *sync.WaitGroup, zmyctl bool) {
+		for _, rd := range rounds {
+			var js []int
+			for j, name := range rd.names {
+				if usesZmyctl(name) == zmyctl {
+					js = append(js, j)
+				}
+			}
+			if len(js) == 0 {
+				continue
+			}
+			wg.Go(func() {
+				if err := sem.Acquire(pctx, 1); err != nil {
+					return // left unset: "no answer within the budget"
+				}
+				defer sem.Release(1)
+				col.started(rd.row)
+				var each sync.WaitGroup
+				for _, j := range js {
+					each.Go(func() { col.put(rd.row, j, p.probeOne(pctx, cs, cfg, rd.node, rd.names[j])) })
+				}
+				each.Wait()
+			})
+		}
+	}
+	var all sync.WaitGroup
+	all.Go(func() {
+		var first sync.WaitGroup
+		phase(&first, false)
+		// A hung /metrics must not hold every zmyctl probe back: the second phase starts when
+		// the first is done or after a quarter of what is left of the budget.
+		waitAtMost(pctx, &first, remaining(pctx)/4)
+		var second sync.WaitGroup
+		phase(&second, true)
+		second.Wait()
+		first.Wait()
+	})
 	if clusterWide {
 		targets, names := dependencies(cs)
 		col.expect(len(nodes), "", names)
 		for j, t := range targets {
-			wg.Go(func() {
+			all.Go(func() {
 				tctx, cancel := probeContext(pctx, cfg)
 				defer cancel()
 				r := run(tctx, names[j], t)
@@ -59,17 +116,53 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 			})
 		}
 	}
+	waitAtMost(ctx, &all, -1)
+
+	rows, ran := col.collect(fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)))
+	for _, rd := range rounds {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			rd.done(context.Canceled) // the caller gave up: says nothing about the node
+		case !ran[rd.row]:
+			rd.done(errNotProbed)
+		case silent(rows[rd.row]):
+			rd.done(errNodeSilent)
+		default:
+			rd.done(nil)
+		}
+	}
+	var out []Result
+	for _, row := range rows {
+		for _, r := range row {
+			p.metrics.observe(r)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitAtMost waits for wg, for ctx, or for d (d < 0: no limit), whichever comes first.
+func waitAtMost(ctx context.Context, wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	var limit <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		limit = t.C
+	}
 	select {
 	case <-done:
 	case <-ctx.Done():
+	case <-limit:
 	}
-	out := col.collect(fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)))
-	for _, r := range out {
-		p.metrics.observe(r)
+}
+
+func remaining(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), 0)
 	}
-	return out
+	return time.Second
 }
 
 // earlier derives the probes' context: ctx's deadline less a grace for reporting back.
@@ -88,17 +181,24 @@ type collector struct {
 	mu     sync.Mutex
 	rows   [][]Result
 	set    [][]bool
+	ran    []bool // the node got a probe slot
 	closed bool
 }
 
 func newCollector(rows int) *collector {
-	return &collector{rows: make([][]Result, rows), set: make([][]bool, rows)}
+	return &collector{rows: make([][]Result, rows), set: make([][]bool, rows), ran: make([]bool, rows)}
 }
 
 // expect declares row i's probes before any goroutine may put into it.
 func (c *collector) expect(i int, node string, names []string) {
 	c.rows[i] = unanswered(node, names, StatusError, "")
 	c.set[i] = make([]bool, len(names))
+}
+
+func (c *collector) started(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ran[i] = true
 }
 
 func (c *collector) put(i, j int, r Result) {
@@ -109,21 +209,20 @@ func (c *collector) put(i, j int, r Result) {
 	}
 }
 
-// collect closes the collector and returns every result, unset ones carrying reason.
-func (c *collector) collect(reason string) []Result {
+// collect closes the collector and returns every row, unset results carrying reason, and which
+// rows got a probe slot.
+func (c *collector) collect(reason string) ([][]Result, []bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	var out []Result
 	for i, row := range c.rows {
-		for j, r := range row {
+		for j := range row {
 			if !c.set[i][j] {
-				r.Reason = reason
+				row[j].Reason = reason
 			}
-			out = append(out, r)
 		}
 	}
-	return out
+	return c.rows, c.ran
 }
 
 // applicable drops the optional probes a node has no endpoint for.
@@ -147,30 +246,6 @@ func unanswered(node string, probes []string, st Status, reason string) []Result
 	return out
 }
 
-// probeNode runs the node's probes through its breaker, handing each result to put as it
-// comes: a node that stayed silent on consecutive_failures rounds is skipped, and says so, until
-// the cooldown lets one round through.
-func (p *Prober) probeNode(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string, put func(int, Result)) {
-	br := cs.breaker(n.ID, cfg.Detection.NodeBreaker)
-	_, err := br.Execute(func() (struct{}, error) {
-		rs := p.runProbes(ctx, cs, cfg, n, probes, put)
-		if silent(rs) {
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return struct{}{}, ctx.Err() // the caller gave up: says nothing about the node
-			}
-			return struct{}{}, errNodeSilent
-		}
-		return struct{}{}, nil
-	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		reason := fmt.Sprintf("node breaker %s: no answer on %d consecutive rounds; retried after %s",
-			br.State(), max(cfg.Detection.NodeBreaker.ConsecutiveFailures, 1), breakerCooldown(cfg.Detection.NodeBreaker))
-		for j, r := range unanswered(n.ID, probes, StatusSkipped, reason) {
-			put(j, r)
-		}
-	}
-}
-
 // silent reports whether no probe other than the responder's own TCP dial got an answer.
 func silent(rs []Result) bool {
 	for _, r := range rs {
@@ -181,26 +256,14 @@ func silent(rs []Result) bool {
 	return len(rs) > 0
 }
 
-// runProbes runs a node's probes in parallel, each within probe_timeout and ctx.
-func (p *Prober) runProbes(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, probes []string, put func(int, Result)) []Result {
-	t := Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http}
-	out := make([]Result, len(probes))
-	var wg sync.WaitGroup
-	for i, name := range probes {
-		if cs.driverErr != nil && usesZmyctl(name) {
-			out[i] = Result{Probe: name, Node: n.ID, Status: StatusError, Err: cs.driverErr, Reason: cs.driverErr.Error()}
-			put(i, out[i])
-			continue
-		}
-		wg.Go(func() {
-			pctx, cancel := probeContext(ctx, cfg)
-			defer cancel()
-			out[i] = run(pctx, name, t)
-			put(i, out[i])
-		})
+// probeOne runs one probe of a node within probe_timeout and ctx.
+func (p *Prober) probeOne(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, name string) Result {
+	if cs.driverErr != nil && usesZmyctl(name) {
+		return Result{Probe: name, Node: n.ID, Status: StatusError, Err: cs.driverErr, Reason: cs.driverErr.Error()}
 	}
-	wg.Wait()
-	return out
+	pctx, cancel := probeContext(ctx, cfg)
+	defer cancel()
+	return run(pctx, name, Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http})
 }
 
 func probeContext(ctx context.Context, cfg *config.Config) (context.Context, context.CancelFunc) {
@@ -208,10 +271,6 @@ func probeContext(ctx context.Context, cfg *config.Config) (context.Context, con
 		return context.WithTimeout(ctx, d)
 	}
 	return context.WithCancel(ctx)
-}
-
-func usesZmyctl(probe string) bool {
-	return probe == ProbeControl || probe == ProbeRaftState || probe == ProbeNetcheck
 }
 
 // dependencies are the cluster's etcd and Redis targets, which have no node.
@@ -228,18 +287,20 @@ func dependencies(cs *clusterState) ([]Target, []string) {
 }
 
 // breaker returns the node's breaker, creating it on first use.
-func (cs *clusterState) breaker(node string, bc config.BreakerConfig) *gobreaker.CircuitBreaker[struct{}] {
+func (cs *clusterState) breaker(node string, bc config.BreakerConfig) *gobreaker.TwoStepCircuitBreaker[struct{}] {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if b, ok := cs.breakers[node]; ok {
 		return b
 	}
 	trip := max(bc.ConsecutiveFailures, 1)
-	b := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+	b := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        cs.cfg.Name + "/" + node,
 		Timeout:     breakerCooldown(bc),
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
-		IsExcluded:  func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsExcluded: func(err error) bool {
+			return errors.Is(err, context.Canceled) || errors.Is(err, errNotProbed)
+		},
 	})
 	cs.breakers[node] = b
 	return b

@@ -45,14 +45,14 @@ func testMain(m *testing.M) int {
 
 // simCluster is a running `zmysim run` and the responder config it wrote.
 type simCluster struct {
-	t     *testing.T
+	t     testing.TB
 	admin string
 	cfg   *config.Config
 	name  string
 }
 
 // startSim runs the real simulator on loopback and loads the responder config it generates.
-func startSim(t *testing.T, nodes int, extra ...string) *simCluster {
+func startSim(t testing.TB, nodes int, extra ...string) *simCluster {
 	t.Helper()
 	dir := t.TempDir()
 	ready, respCfg := filepath.Join(dir, "ready.json"), filepath.Join(dir, "zmy-responder.yml")

@@ -54,7 +54,7 @@ type memory struct {
 	mu        sync.Mutex // guards the fields below
 	threshold thresholdState
 	fuse      FuseState
-	breakers  map[string]*gobreaker.CircuitBreaker[struct{}]
+	breakers  map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
 	breakerBy config.BreakerConfig
 }
 
@@ -96,7 +96,7 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 		cs.fuse = cs.fuse.forget(func(n string) bool { return hasNode(&c, n) })
 		if cs.breakers == nil || cs.breakerBy != cfg.Detection.NodeBreaker {
 			// New settings: start every breaker afresh.
-			cs.breakers = map[string]*gobreaker.CircuitBreaker[struct{}]{}
+			cs.breakers = map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]{}
 			cs.breakerBy = cfg.Detection.NodeBreaker
 		}
 		for id := range cs.breakers {

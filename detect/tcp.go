@@ -15,8 +15,9 @@ type TCPReading struct {
 	Why       string // "refused", "timed out", … when not reachable
 }
 
-// ProbePeerPort opens a TCP connection to the node's peer port from the responder. Failing to
-// connect is a measured answer (fail), not a probe error: it is the network evidence itself.
+// ProbePeerPort opens a TCP connection to the node's peer port from the responder. Being refused
+// (or unroutable) is a measured answer (fail), not a probe error: it is the network evidence
+// itself. Running out of the caller's deadline is not: it says as much about us as about them.
 func ProbePeerPort(ctx context.Context, t Target) Result {
 	addr := t.Node.PeerAddr
 	if addr == "" {
@@ -24,8 +25,13 @@ func ProbePeerPort(ctx context.Context, t Target) Result {
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil && ctx.Err() != nil {
+		// Our own deadline ran out: an overloaded responder is no evidence of a partition.
+		return Result{Status: StatusError, Err: err, Value: "no answer within the deadline",
+			Reason: fmt.Sprintf("dial peer port %s of %s: %v", addr, t.Node.ID, err)}
+	}
 	if err != nil {
-		why := dialWhy(ctx, err)
+		why := dialWhy(err)
 		return Result{Status: StatusFail, Err: err, Data: &TCPReading{Addr: addr, Why: why},
 			Value:  "unreachable: " + why,
 			Reason: fmt.Sprintf("peer port %s of %s %s: %v", addr, t.Node.ID, why, err)}
@@ -35,14 +41,14 @@ func ProbePeerPort(ctx context.Context, t Target) Result {
 }
 
 // dialWhy names a dial failure in the SOP's words.
-func dialWhy(ctx context.Context, err error) string {
+func dialWhy(err error) string {
 	var ne net.Error
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "no route"
-	case ctx.Err() != nil, errors.As(err, &ne) && ne.Timeout():
+	case errors.As(err, &ne) && ne.Timeout():
 		return "timed out"
 	}
 	return "failed"

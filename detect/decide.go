@@ -199,12 +199,19 @@ func judgeData(ev readings, p decideParams, majority int) judgement {
 	}
 	shards := map[string]*span{}
 	var answered int
+	var first, last time.Time
 	for _, n := range p.Nodes {
 		m, ok := data[zmy.NodeMetrics](ev, n, ProbeData)
 		if !ok {
 			continue
 		}
 		answered++
+		if first.IsZero() || m.Start.Before(first) {
+			first = m.Start
+		}
+		if m.End.After(last) {
+			last = m.End
+		}
 		for id, idx := range m.Shards {
 			s := shards[id]
 			if s == nil {
@@ -234,6 +241,10 @@ func judgeData(ev readings, p decideParams, majority int) judgement {
 		j.why = fmt.Sprintf("%d shards agree within tolerance %d", len(shards), p.ShardTolerance)
 	}
 	j.why += fmt.Sprintf("; %d of %d nodes scraped", answered, len(p.Nodes))
+	if answered > 1 && !first.IsZero() && last.After(first) {
+		// Indexes move with every write: how far apart the scrapes were bounds honest skew.
+		j.why += fmt.Sprintf(" within %s", last.Sub(first).Round(time.Millisecond))
+	}
 	return j
 }
 

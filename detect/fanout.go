@@ -24,14 +24,14 @@ var (
 // zmyctlProbes exec zmyctl through the driver.
 var zmyctlProbes = []string{ProbeControl, ProbeRaftState, ProbeNetcheck}
 
-// firstPhase is the data-plane scrape, run on every node before anything else, so shard
-// indexes that move with every write are compared at nearly one instant rather than spread over
-// an exec storm.
-func firstPhase(probe string) bool { return probe == ProbeData }
+// firstPhase is the two /metrics scrapes (data plane, clock), run on every node before anything
+// else: shard indexes that move with every write are then compared at nearly one instant, and
+// clock readings keep a small round trip, rather than both being spread over an exec storm.
+func firstPhase(probe string) bool { return probe == ProbeData || probe == ProbeClock }
 
 func usesZmyctl(probe string) bool { return slices.Contains(zmyctlProbes, probe) }
 
-// fanOut runs probes on every node of the cluster in two phases (the data-plane scrape, then the
+// fanOut runs probes on every node of the cluster in two phases (the /metrics scrapes, then the
 // rest), at most detection.concurrency nodes at once per phase, each node's probes in parallel, plus the cluster-wide etcd and redis probes when
 // asked. It returns when every probe is done or ctx ends, whichever is first: a probe still
 // running then is recorded as not having answered, so a hung node never holds the verdict past

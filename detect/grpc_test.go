@@ -43,20 +43,28 @@ func TestProbeGRPCHealth(t *testing.T) {
 func TestProbeGRPCHealthHonoursDeadline(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			_ = c.Close()
-		}
-	}()
+	held := make(chan net.Conn, 16)
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			held = append(held, c) // accept and stay silent
+			select {
+			case held <- c: // accept and stay silent
+			default:
+				_ = c.Close()
+			}
+		}
+	}()
+	defer func() {
+		_ = l.Close()
+		<-accepting
+		close(held)
+		for c := range held {
+			_ = c.Close()
 		}
 	}()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

@@ -1,0 +1,145 @@
+package receiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+// alertmanagerBinary finds Debian's Alertmanager. Without it the test skips, unless CI is set:
+// there `make test` has installed it and its absence is a failure.
+func alertmanagerBinary(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("prometheus-alertmanager is not installed (CI is set: `make test` must install it)")
+	}
+	t.Skip("prometheus-alertmanager is not installed; `make test` installs it (apt-get install prometheus-alertmanager)")
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestRealAlertmanager: a real Alertmanager on loopback routes an alert posted to its API v2 to
+// the daemon's webhook, authenticating with a bearer token from a file; the daemon journals it
+// with the groupKey, receiver, external URL and fingerprint Alertmanager computed, then records
+// the resolved notification.
+func TestRealAlertmanager(t *testing.T) {
+	bin := alertmanagerBinary(t)
+	dir := t.TempDir()
+	token := writeFile(t, dir, "token", "am-to-responder\n")
+	r := startRun(t, Options{ConfigFile: configFile(t, fmt.Sprintf("webhook: {auth: {bearer_token_file: %q}}\n", token)+testClusters)})
+
+	port := freePort(t)
+	amURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	amCfg := writeFile(t, dir, "alertmanager.yml", fmt.Sprintf(`
+route:
+  receiver: zmy-responder
+  group_by: [alertname, cluster]
+  group_wait: 100ms
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: zmy-responder
+    webhook_configs:
+      - url: %s/webhook
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: %s
+`, r.url, token))
+	am := exec.Command(bin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am-data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.external-url="+amURL,
+		"--cluster.listen-address=", "--log.level=warn")
+	var amLog bytes.Buffer
+	am.Stdout, am.Stderr = &amLog, &amLog
+	require.NoError(t, am.Start())
+	exited := make(chan struct{})
+	go func() { _ = am.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = am.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("alertmanager log:\n%s", amLog.String())
+		}
+	})
+	waitUntil(t, 20*time.Second, "alertmanager ready", func() bool {
+		code, _ := (&testEnv{url: amURL}).doErr("GET", "/-/ready")
+		return code == 200
+	})
+
+	labels := model.LabelSet{"alertname": "ZMY_Quorum_Down", "cluster": "east", "instance": "n1:8080", "job": "zmy"}
+	post := func(endsAt time.Time) {
+		t.Helper()
+		a := map[string]any{"labels": labels, "annotations": map[string]string{"summary": "quorum lost"},
+			"startsAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}
+		if !endsAt.IsZero() {
+			a["endsAt"] = endsAt.UTC().Format(time.RFC3339)
+		}
+		b, err := json.Marshal([]any{a})
+		require.NoError(t, err)
+		resp, err := http.Post(amURL+"/api/v2/alerts", "application/json", bytes.NewReader(b))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	post(time.Time{})
+
+	env := r.env()
+	var inc incident.Incident
+	waitUntil(t, 30*time.Second, "the alert journaled", func() bool {
+		code, body := env.do(t, "GET", "/api/v1/incidents/inc-000001", nil)
+		return code == 200 && json.Unmarshal(body, &inc) == nil
+	})
+	require.Equal(t, "east", inc.Cluster)
+	require.Equal(t, "ZMY_Quorum_Down", inc.Alertname)
+	require.Len(t, inc.Alerts, 1)
+	a := inc.Alerts[0]
+	require.Equal(t, `{}:{alertname="ZMY_Quorum_Down", cluster="east"}`, a.GroupKey, "the groupKey Alertmanager sent")
+	require.Equal(t, "zmy-responder", a.Receiver)
+	require.Equal(t, amURL, a.ExternalURL)
+	require.Equal(t, labels.Fingerprint().String(), a.Fingerprint)
+	require.Equal(t, "firing", a.Status)
+
+	// Resolve it: Alertmanager sends the resolved notification (send_resolved: true).
+	post(time.Now().Add(-time.Second))
+	waitUntil(t, 30*time.Second, "the resolved notification journaled", func() bool {
+		code, body := env.do(t, "GET", "/api/v1/incidents/inc-000001", nil)
+		return code == 200 && json.Unmarshal(body, &inc) == nil && inc.ResolvedAt != nil
+	})
+	require.Len(t, inc.Alerts, 2, "firing and resolved are both on the incident")
+}
+
+// waitUntil polls cond every 50ms until it holds or the deadline passes.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

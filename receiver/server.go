@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
@@ -62,6 +63,7 @@ type Server struct {
 	reload   func() error
 	metrics  *metrics
 	echo     *echo.Echo
+	bodies   *semaphore.Weighted // webhook body bytes being read and decoded
 
 	state   atomic.Pointer[state]
 	runbook atomic.Pointer[Runbook]
@@ -88,7 +90,7 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		j: opts.Journal, logger: opts.Logger, now: opts.Now, gatherer: opts.Gatherer,
-		reload: opts.Reload, metrics: m,
+		reload: opts.Reload, metrics: m, bodies: semaphore.NewWeighted(maxBodyBytesInFlight),
 	}
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err

@@ -23,6 +23,9 @@ import (
 // webhookVersion is the only payload version accepted (Alertmanager's webhook protocol v4).
 const webhookVersion = "4"
 
+// maxBodyBytesInFlight bounds the webhook bodies read and decoded at the same time.
+const maxBodyBytesInFlight = 64 << 20
+
 // maxReportedProblems caps how many bad alerts a 400 answer lists.
 const maxReportedProblems = 5
 
@@ -41,6 +44,17 @@ type webhookTouched struct {
 // journaled from a notification answered 4xx; a 503 asks Alertmanager to retry.
 func (s *Server) handleWebhook(c echo.Context) error {
 	st := s.state.Load()
+	// Bound the memory of concurrent large notifications (a decoded 10,000-alert body is several
+	// times its size); small ones, the usual case, never wait.
+	weight := c.Request().ContentLength
+	if weight <= 0 || weight > st.cfg.Webhook.MaxBodyBytes {
+		weight = st.cfg.Webhook.MaxBodyBytes
+	}
+	weight = min(weight, maxBodyBytesInFlight)
+	if err := s.bodies.Acquire(c.Request().Context(), weight); err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "gave up waiting to read the body: "+err.Error())
+	}
+	defer s.bodies.Release(weight)
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, st.cfg.Webhook.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -200,15 +200,16 @@ func (e *Engine) sweepOnce(ctx context.Context, sil *silencer) {
 			continue
 		}
 		id, ok := incidentOf(deref(s.Comment))
-		if !ok {
-			continue
+		cluster := sil.clusterOf(s)
+		if !ok || e.config().Cluster(cluster) == nil {
+			continue // not one of our clusters: another deployment's silence
 		}
 		inc, err := e.j.Get(ctx, id)
 		switch {
 		case errors.Is(err, incident.ErrNotFound):
 		case err != nil:
 			continue
-		case inc.Open():
+		case inc.Cluster != cluster, inc.Open():
 			continue
 		}
 		if err := sil.Expire(ctx, deref(s.ID)); err != nil {

@@ -97,7 +97,7 @@ func (e *Engine) expireSilences(ctx context.Context, sil *silencer, inc *inciden
 			done[s.ID] = true
 		}
 	}
-	if found, err := sil.Find(ctx, inc.ID); err == nil && found != nil && !slices.Contains(ids, deref(found.ID)) {
+	if found, err := sil.Find(ctx, inc.Cluster, inc.ID); err == nil && found != nil && !slices.Contains(ids, deref(found.ID)) {
 		ids = append(ids, deref(found.ID))
 	}
 	for _, sid := range ids {

@@ -173,19 +173,31 @@ func (s *silencer) List(ctx context.Context) ([]*models.GettableSilence, error) 
 
 // Find returns the live silence we created for the incident, if Alertmanager has one: a
 // silence created just before a crash is adopted rather than duplicated.
-func (s *silencer) Find(ctx context.Context, incID string) (*models.GettableSilence, error) {
+func (s *silencer) Find(ctx context.Context, cluster, incID string) (*models.GettableSilence, error) {
 	all, err := s.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, sil := range all {
-		if s.ours(sil) && state(sil) != "expired" {
+		if s.ours(sil) && state(sil) != "expired" && s.clusterOf(sil) == cluster {
 			if id, ok := incidentOf(deref(sil.Comment)); ok && id == incID {
 				return sil, nil
 			}
 		}
 	}
 	return nil, nil
+}
+
+// clusterOf is the cluster our silence is scoped to (its equality matcher on the cluster
+// label): incident ids are per journal, so another deployment sharing this Alertmanager and
+// this created_by may have an incident with the same id for another cluster.
+func (s *silencer) clusterOf(sil *models.GettableSilence) string {
+	for _, m := range sil.Matchers {
+		if deref(m.Name) == s.labelName && !deref(m.IsRegex) && (m.IsEqual == nil || *m.IsEqual) {
+			return deref(m.Value)
+		}
+	}
+	return ""
 }
 
 // foreignSilence is a silence someone else created that covers the incident's alert.

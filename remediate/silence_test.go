@@ -59,13 +59,16 @@ func TestSilenceLifecycleAgainstAlertmanager(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "inc-000042", parsed)
 
-	found, err := s.Find(ctx, "inc-000042")
+	found, err := s.Find(ctx, "alpha", "inc-000042")
 	require.NoError(t, err)
 	require.NotNil(t, found)
 	require.Equal(t, id, deref(found.ID))
-	none, err := s.Find(ctx, "inc-000043")
+	none, err := s.Find(ctx, "alpha", "inc-000043")
 	require.NoError(t, err)
 	require.Nil(t, none)
+	none, err = s.Find(ctx, "beta", "inc-000042")
+	require.NoError(t, err)
+	require.Nil(t, none, "same id, another cluster: another deployment's incident")
 
 	// Our own silence is not a takeover.
 	f, err := s.Foreign(ctx, inc)
@@ -89,7 +92,7 @@ func TestSilenceLifecycleAgainstAlertmanager(t *testing.T) {
 	require.NoError(t, s.Expire(ctx, id), "expiring twice is fine")
 	_, _, err = s.Extend(ctx, id, later)
 	require.ErrorIs(t, err, errSilenceGone)
-	found, err = s.Find(ctx, "inc-000042")
+	found, err = s.Find(ctx, "alpha", "inc-000042")
 	require.NoError(t, err)
 	require.Nil(t, found, "an expired silence is not adopted")
 }

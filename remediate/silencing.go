@@ -78,7 +78,7 @@ func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id
 	case st.ended:
 		return nil
 	case st.id == "":
-		found, err := sil.Find(ctx, id)
+		found, err := sil.Find(ctx, inc.Cluster, id)
 		if err != nil {
 			e.recordSilence(ctx, id, incident.Silence{Action: silenceFailed, At: now, Error: err.Error()})
 			return err

@@ -1,0 +1,181 @@
+package remediate
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/detect"
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/sim"
+)
+
+// crashPoints are where the daemon SIGKILLs itself: step boundaries (right after the
+// transition was journaled, before the step acted) and the middle of steps.
+var crashPoints = [][]string{
+	{"enter:confirming", "enter:silencing", "enter:containing", "containing:mid", "snapshotting:saved", "enter:arbitrating"},
+	{"silence:created", "enter:snapshotting", "awaiting_recovery:polled", "arbitrating:recovered", "resuming:mid", "closing"},
+}
+
+// kill -9 of the real daemon at each crash point; after a restart on the same journal the
+// incident completes as recovered, the audit log shows the SOP's order with exactly one
+// suspend per node, the invariants stay clean and the incident had exactly one silence.
+func TestCrashAtEachPointCompletesAfterRestart(t *testing.T) {
+	am := startAlertmanager(t)
+	for g, points := range crashPoints {
+		t.Run(fmt.Sprintf("group%d", g), func(t *testing.T) {
+			t.Parallel()
+			name := fmt.Sprintf("crash%d", g)
+			s := startSim(t, name, 5, am.URL)
+			cfgPath := daemonConfig(t, s, nil)
+			cfg, err := config.Load(cfgPath)
+			require.NoError(t, err)
+			probe := detect.NewProber(cfg, detect.Options{})
+			storage := filepath.Join(t.TempDir(), "data")
+			for i, point := range points {
+				t.Run(strings.ReplaceAll(point, ":", "_"), func(t *testing.T) {
+					crashOnce(t, s, probe, am, cfgPath, storage, point, i)
+				})
+			}
+		})
+	}
+}
+
+func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *realAlertmanager, cfgPath, storage, point string, i int) {
+	from := len(s.audit(t))
+	s.fault(t, "partition", "n1,n2,n3/n4,n5")
+	waitProbeConfirmed(t, probe, s.name)
+
+	d := startDaemon(t, cfgPath, storage, point)
+	d.webhook(t, s.name, "firing", "am-0", time.Now().Add(time.Duration(i)*time.Second))
+	healed := false
+	// Until the failpoint kills it, heal once containment is done so the gate can open.
+	var last *incident.Incident
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		select {
+		case <-d.exited:
+		case <-time.After(50 * time.Millisecond):
+			if inc := latest(d); inc != nil {
+				last = inc
+				if inc.Step == incident.StepAwaitingRecovery && !healed {
+					s.fault(t, "heal")
+					healed = true
+				}
+			}
+			if last != nil && !last.Open() {
+				t.Fatalf("incident %s closed (%s: %s) before failpoint %s", last.ID, last.Outcome, last.Reason, point)
+			}
+			require.True(t, time.Now().Before(deadline), "failpoint %s not reached in 45s (last step %v)", point, last)
+			continue
+		}
+		break
+	}
+	require.True(t, d.killedBySIGKILL(t, time.Second), "the daemon did not die at %s", point)
+
+	d = startDaemon(t, cfgPath, storage, "")
+	var inc *incident.Incident
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		inc = latest(d)
+		require.NotNil(t, inc)
+		if inc.Step == incident.StepAwaitingRecovery && !healed {
+			s.fault(t, "heal")
+			healed = true
+		}
+		if !inc.Open() {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "incident %s stuck at %s after the restart", inc.ID, inc.Step)
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, incident.OutcomeRecovered, inc.Outcome, "%s: %s", point, inc.Reason)
+	d.kill()
+
+	requireSOPOrderAfterCrash(t, s.audit(t)[from:], 5)
+	s.requireNoViolations(t)
+
+	// Exactly one silence named this incident, and it is expired.
+	all, err := testSilencer(t, am.URL).List(t.Context())
+	require.NoError(t, err)
+	n := 0
+	for _, sil := range all {
+		if id, ok := incidentOf(deref(sil.Comment)); ok && id == inc.ID && strings.Contains(deref(sil.Comment), s.name) {
+			n++
+			require.Equal(t, "expired", state(sil))
+		}
+	}
+	require.Equal(t, 1, n, "silences of %s", inc.ID)
+}
+
+// latest is the newest incident the daemon knows, or nil if it does not answer.
+func latest(d *daemon) *incident.Incident {
+	select {
+	case <-d.exited:
+		return nil
+	default:
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(d.url + "/api/v1/incidents")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Incidents []*incident.Incident `json:"incidents"`
+	}
+	if jsonDecode(resp, &out) != nil || len(out.Incidents) == 0 {
+		return nil
+	}
+	return out.Incidents[0]
+}
+
+// requireSOPOrderAfterCrash is requireSOPOrder for a remediation interrupted by a crash: a
+// recover may be repeated (it is idempotent), but no resume precedes the first successful one
+// and every snapshot save precedes it; each node is still suspended exactly once.
+func requireSOPOrderAfterCrash(t *testing.T, audit []sim.AuditEntry, nodes int) {
+	t.Helper()
+	suspends := map[string]int{}
+	saved := map[string]bool{}
+	recovered := false
+	for _, e := range audit {
+		switch {
+		case isCmd(e, "raft", "suspend"):
+			suspends[e.Node]++
+		case isCmd(e, "snapshot", "save"):
+			require.False(t, recovered, "snapshot save on %s after the recover", e.Node)
+			saved[e.Node] = true
+		case isCmd(e, "quorum", "recover"):
+			if e.Exit == 0 {
+				require.Len(t, saved, nodes, "recover before every node saved its snapshot")
+				recovered = true
+			}
+		case isCmd(e, "raft", "resume"):
+			require.True(t, recovered, "raft resume on %s before quorum recover", e.Node)
+		}
+	}
+	require.True(t, recovered)
+	require.Len(t, suspends, nodes)
+	for n, c := range suspends {
+		require.Equal(t, 1, c, "suspends on %s", n)
+	}
+}
+
+func waitProbeConfirmed(t *testing.T, p *detect.Prober, cluster string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := p.Confirm(t.Context(), cluster)
+		if err == nil && v.Kind == incident.VerdictConfirmed {
+			time.Sleep(time.Second) // see rig.waitConfirmed
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "split-brain not confirmed after 20s: %+v %v", v, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}

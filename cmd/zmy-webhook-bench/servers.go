@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// serveNoop is the ceiling: an echo server whose /webhook reads the body and answers 200, in
+// its own process like the responder. It prints its address on stdout.
+func serveNoop(ctx context.Context) error {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/webhook", func(c echo.Context) error {
+		if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "success"})
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening %s\n", l.Addr())
+	hs := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = hs.Close()
+	}()
+	if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// process is a server under test.
+type process struct {
+	cmd    *exec.Cmd
+	url    string
+	exited chan struct{}
+	tail   *strings.Builder
+}
+
+// startProcess runs argv and waits until a line of its output matches ready, whose first group
+// is the host:port it serves on.
+func startProcess(ctx context.Context, argv []string, fromStderr bool, ready *regexp.Regexp) (*process, error) {
+	p := &process{cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), exited: make(chan struct{}), tail: &strings.Builder{}}
+	var out io.ReadCloser
+	var err error
+	if fromStderr {
+		out, err = p.cmd.StderrPipe()
+	} else {
+		out, err = p.cmd.StdoutPipe()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		found := false
+		for sc.Scan() {
+			if !found {
+				p.tail.WriteString(sc.Text() + "\n")
+				if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+					found = true
+					addr <- m[1]
+				}
+			}
+		}
+	}()
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	select {
+	case a := <-addr:
+		p.url = "http://" + a + "/webhook"
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("%s exited before it was ready:\n%s", argv[0], p.tail)
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%s not ready after 30s", argv[0])
+	}
+}
+
+// stop is SIGTERM, then SIGKILL after 10s.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// memory reads VmRSS and VmHWM (peak) of the process, in bytes.
+func (p *process) memory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, nil
+}
+
+var responderReady = regexp.MustCompile(`msg="zmy-responder ready" http=(\S+)`)
+
+// startResponder runs the real daemon with a fresh journal and a config that accepts large
+// notifications. The payloads name a cluster it does not know, so the runbook engine stays idle.
+func startResponder(ctx context.Context, bin, dir string) (*process, error) {
+	cfg := filepath.Join(dir, "bench.yml")
+	if err := os.WriteFile(cfg, []byte("webhook:\n  max_body_bytes: 16777216\n"), 0o600); err != nil {
+		return nil, err
+	}
+	storage, err := os.MkdirTemp(dir, "journal-")
+	if err != nil {
+		return nil, err
+	}
+	return startProcess(ctx, []string{bin, "--config.file=" + cfg, "--storage.path=" + storage,
+		"--web.listen-address=127.0.0.1:0", "--grpc.listen-address=127.0.0.1:0"}, true, responderReady)
+}
+
+var noopReady = regexp.MustCompile(`^listening (\S+)$`)
+
+func startNoop(ctx context.Context) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startProcess(ctx, []string{self, "--noop-server"}, false, noopReady)
+}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,9 +42,11 @@ func responderBinary(t *testing.T) string {
 		if build.err != nil {
 			return
 		}
+		// `go test` puts its own go first on PATH.
 		gobin, err := exec.LookPath("go")
 		if err != nil {
-			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			build.err = fmt.Errorf("find the go command: %w", err)
+			return
 		}
 		build.path = filepath.Join(build.dir, "zmy-responder")
 		out, err := exec.Command(gobin, "build", "-o", build.path, "github.com/zmyorg/zmy-responder/cmd/zmy-responder").CombinedOutput()

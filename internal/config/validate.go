@@ -122,7 +122,7 @@ func (w *WebhookConfig) validate(p *problems) {
 		p.add([]any{"webhook", "cluster_labels"}, "at least one label name is required")
 	}
 	for i, l := range w.ClusterLabels {
-		if !model.LabelName(l).IsValidLegacy() {
+		if !model.LegacyValidation.IsValidLabelName(l) {
 			p.add([]any{"webhook", "cluster_labels", i}, "%q is not a valid label name", l)
 		}
 	}

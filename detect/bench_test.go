@@ -2,6 +2,8 @@ package detect
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"slices"
 	"testing"
 	"time"
@@ -25,6 +27,9 @@ func BenchmarkConfirm(b *testing.B) {
 			p, _ := s.prober(func(c *config.Config) {
 				c.Detection.Threshold.Min = model.Duration(time.Minute)
 				c.Detection.ProbeTimeout = model.Duration(time.Minute)
+				if n, err := strconv.Atoi(os.Getenv("DETECT_BENCH_CONCURRENCY")); err == nil {
+					c.Detection.Concurrency = n
+				}
 			})
 			// Warm up: connections, page cache for the ctl binary, the first election.
 			for range 2 {

@@ -105,7 +105,7 @@ func (r Result) Answered() bool { return r.Status == StatusOK || r.Status == Sta
 
 // maxRaw caps raw excerpts kept as evidence: a verdict of 200 nodes holds some 1,600 of them and
 // is journaled with the incident, so each stays a readable excerpt, not a copy.
-const maxRaw = 1024
+const maxRaw = 512
 
 func capRaw(s string) string {
 	if len(s) <= maxRaw {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,10 +45,11 @@ type Options struct {
 // Journal is the crash-safe incident store: an embedded bbolt file whose every write is fsynced
 // before the call returns.
 type Journal struct {
-	db      *bolt.DB
-	now     func() time.Time
-	logger  *slog.Logger
-	writeDu prometheus.Histogram
+	db        *bolt.DB
+	ingesting atomic.Int64 // Ingest calls in progress
+	now       func() time.Time
+	logger    *slog.Logger
+	writeDu   prometheus.Histogram
 }
 
 // Open opens (creating if needed) the journal at path. A path naming an existing directory means

@@ -45,13 +45,22 @@ func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, er
 	now := j.now()
 	var results []IngestResult
 	defer j.observe(time.Now())
-	// A write in progress is not abandoned on ctx cancellation: its outcome would be unknown.
-	err := j.db.Batch(func(tx *bolt.Tx) error {
+	fn := func(tx *bolt.Tx) error {
 		// Batch may run this function again after a failed shared commit; start from scratch.
 		var err error
 		results, err = ingestTx(tx, ds, now)
 		return err
-	})
+	}
+	// Group commit: concurrent ingests join one bbolt Batch and share its fsync. A lone ingest
+	// commits at once instead of waiting BatchDelay for company that is not coming.
+	// A write in progress is not abandoned on ctx cancellation: its outcome would be unknown.
+	var err error
+	if j.ingesting.Add(1) == 1 {
+		err = j.db.Update(fn)
+	} else {
+		err = j.db.Batch(fn)
+	}
+	j.ingesting.Add(-1)
 	if err != nil {
 		return nil, fmt.Errorf("ingest %d alerts: %w", len(ds), err)
 	}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
@@ -145,7 +147,7 @@ func TestScenarioFirewallIsNotASplitBrain(t *testing.T) {
 
 func TestScenarioKilledNode(t *testing.T) {
 	s := startSim(t, 5)
-	p, _ := s.prober()
+	p, _ := s.prober(func(c *config.Config) { c.Detection.NodeBreaker.Cooldown = model.Duration(time.Second) })
 	s.fault("kill", "n2")
 	v := confirmUntil(t, p, s.name, hasConds(conds(false, false, true)))
 
@@ -170,6 +172,13 @@ func TestScenarioKilledNode(t *testing.T) {
 	require.True(t, e.Skipped, "%+v", e)
 	require.Contains(t, e.Error, "node breaker open")
 	require.False(t, find(t, v, "n1", ProbeControl).Skipped)
+
+	// After the cooldown one round tries n2 again; once it is back it answers and stays probed.
+	s.fault("restart", "n2")
+	time.Sleep(1100 * time.Millisecond)
+	v = confirmUntil(t, p, s.name, func(v *incident.Verdict) bool { return v.Healthy })
+	require.True(t, v.Healthy, v.Reason)
+	require.False(t, find(t, v, "n2", ProbeControl).Skipped)
 	s.requireOnlyReads()
 }
 

@@ -13,6 +13,11 @@ import (
 // results so dashboards show health without an alert; and every threshold is recomputed each
 // threshold.recompute. A reload restarts the loops on the new intervals. Run returns when ctx ends.
 func (p *Prober) Run(ctx context.Context) {
+	// The config NewProber was built with is the one read below, not a reload.
+	select {
+	case <-p.reload:
+	default:
+	}
 	for {
 		p.mu.Lock()
 		cfg := p.cfg

@@ -222,7 +222,7 @@ type rig struct {
 	done   chan error
 }
 
-func newRig(t *testing.T, s *simCluster, cfg *config.Config) *rig {
+func newRig(t testing.TB, s *simCluster, cfg *config.Config) *rig {
 	t.Helper()
 	r := &rig{sim: s, cfg: cfg, dir: t.TempDir()}
 	r.start(t)
@@ -230,7 +230,7 @@ func newRig(t *testing.T, s *simCluster, cfg *config.Config) *rig {
 	return r
 }
 
-func (r *rig) start(t *testing.T) {
+func (r *rig) start(t testing.TB) {
 	t.Helper()
 	var err error
 	r.j, err = incident.Open(filepath.Join(r.dir, "journal.db"), incident.Options{})
@@ -245,7 +245,7 @@ func (r *rig) start(t *testing.T) {
 }
 
 // stop ends the engine (as a shutdown would) and closes the journal.
-func (r *rig) stop(t *testing.T) {
+func (r *rig) stop(t testing.TB) {
 	t.Helper()
 	if r.cancel == nil {
 		return
@@ -261,19 +261,19 @@ func (r *rig) stop(t *testing.T) {
 	require.NoError(t, r.j.Close())
 }
 
-func (r *rig) restart(t *testing.T) {
+func (r *rig) restart(t testing.TB) {
 	t.Helper()
 	r.stop(t)
 	r.start(t)
 }
 
 // fire delivers a firing ZMY_Quorum_Down for the cluster, as the receiver would, and kicks.
-func (r *rig) fire(t *testing.T) string {
+func (r *rig) fire(t testing.TB) string {
 	t.Helper()
 	return r.deliver(t, "firing", "am-0")
 }
 
-func (r *rig) deliver(t *testing.T, status, receiver string) string {
+func (r *rig) deliver(t testing.TB, status, receiver string) string {
 	t.Helper()
 	now := time.Now()
 	res, err := r.j.Ingest(t.Context(), []incident.Delivery{{
@@ -291,7 +291,7 @@ func (r *rig) deliver(t *testing.T, status, receiver string) string {
 }
 
 // waitFor polls the incident until cond holds.
-func (r *rig) waitFor(t *testing.T, id string, d time.Duration, what string, cond func(*incident.Incident) bool) *incident.Incident {
+func (r *rig) waitFor(t testing.TB, id string, d time.Duration, what string, cond func(*incident.Incident) bool) *incident.Incident {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -309,21 +309,21 @@ func (r *rig) waitFor(t *testing.T, id string, d time.Duration, what string, con
 	}
 }
 
-func (r *rig) waitStep(t *testing.T, id string, step incident.Step, d time.Duration) *incident.Incident {
+func (r *rig) waitStep(t testing.TB, id string, step incident.Step, d time.Duration) *incident.Incident {
 	t.Helper()
 	return r.waitFor(t, id, d, "at step "+string(step), func(inc *incident.Incident) bool {
 		return inc.Step == step || !inc.Open()
 	})
 }
 
-func (r *rig) waitClosed(t *testing.T, id string, d time.Duration) *incident.Incident {
+func (r *rig) waitClosed(t testing.TB, id string, d time.Duration) *incident.Incident {
 	t.Helper()
 	return r.waitFor(t, id, d, "closed", func(inc *incident.Incident) bool { return !inc.Open() })
 }
 
 // waitConfirmed polls the real prober until the split-brain is visible (divergence takes a
 // few writes on both sides).
-func (r *rig) waitConfirmed(t *testing.T) {
+func (r *rig) waitConfirmed(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

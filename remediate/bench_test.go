@@ -1,0 +1,102 @@
+package remediate
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
+)
+
+// BenchmarkTimeToContainment measures, per cluster size, the time from the webhook's alert
+// being received (its ReceivedAt, journaled by Ingest) to every node verified suspended
+// (ContainedAt): confirming with the real prober, guards, silencing (disabled here), and the
+// parallel suspend + verify through `zmysim ctl`. Each iteration is a full episode: partition,
+// wait until the split-brain is visible, alert, containment, heal, recovery.
+//
+//	go test ./remediate -run '^$' -bench TimeToContainment -benchtime 10x
+func BenchmarkTimeToContainment(b *testing.B) {
+	for _, nodes := range []int{5, 50, 200} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			half := nodes/2 + 1
+			var groups [2][]string
+			for i := 1; i <= nodes; i++ {
+				g := 0
+				if i > half {
+					g = 1
+				}
+				groups[g] = append(groups[g], fmt.Sprintf("n%d", i))
+			}
+			partition := fmt.Sprintf("%s/%s", join(groups[0]), join(groups[1]))
+			var samples, confirms []time.Duration
+			b.StopTimer()
+			for i := 0; i < b.N; i++ {
+				// A fresh cluster per sample: recovering a 200-node cluster between samples
+				// would cost minutes and measure nothing of interest here.
+				s := startSim(b, fmt.Sprintf("bench%d", nodes), nodes, "")
+				r := newRig(b, s, benchConfig(b, s))
+				s.fault(b, "partition", partition)
+				r.waitConfirmed(b)
+				b.StartTimer()
+				id := r.deliver(b, "firing", "am-0")
+				inc := r.waitFor(b, id, 60*time.Second, "contained", func(inc *incident.Incident) bool {
+					return inc.ContainedAt != nil || !inc.Open()
+				})
+				b.StopTimer()
+				if inc.ContainedAt == nil {
+					b.Fatalf("not contained: %s %s", inc.Outcome, inc.Reason)
+				}
+				samples = append(samples, inc.ContainedAt.Sub(firstReceived(inc)))
+				if inc.Verdict != nil {
+					confirms = append(confirms, inc.Verdict.Duration)
+				}
+				b.Logf("nodes=%d sample %d: %s (confirm %s)", nodes, i, samples[len(samples)-1], confirms[len(confirms)-1])
+				r.stop(b)
+				_ = s.cmd.Process.Kill()
+				<-s.exited
+			}
+			p50, p99 := percentile(samples, 50), percentile(samples, 99)
+			b.ReportMetric(p50.Seconds()*1000, "p50-ms")
+			b.ReportMetric(p99.Seconds()*1000, "p99-ms")
+			b.ReportMetric(percentile(confirms, 50).Seconds()*1000, "confirm-p50-ms")
+			b.Logf("nodes=%d samples=%d time_to_containment p50=%s p99=%s max=%s (confirm p50=%s)",
+				nodes, len(samples), p50, p99, slices.Max(samples), percentile(confirms, 50))
+		})
+	}
+}
+
+func join(ids []string) string {
+	out := ""
+	for i, id := range ids {
+		if i > 0 {
+			out += ","
+		}
+		out += id
+	}
+	return out
+}
+
+// percentile is the nearest-rank percentile of the samples.
+func percentile(samples []time.Duration, p int) time.Duration {
+	if len(samples) == 0 {
+		return 0
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	rank := (p*len(s) + 99) / 100
+	return s[max(rank, 1)-1]
+}
+
+func benchConfig(b *testing.B, s *simCluster) *config.Config {
+	cfg := testConfig(b, s)
+	cfg.Remediation.RequireApproval = false
+	cfg.Remediation.GoldenWindow = model.Duration(60 * time.Second)
+	cfg.Remediation.CommandTimeout = model.Duration(20 * time.Second)
+	cfg.Remediation.VerifyTimeout = model.Duration(90 * time.Second)
+	cfg.Remediation.GateTimeout = model.Duration(120 * time.Second)
+	return cfg
+}

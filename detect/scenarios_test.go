@@ -72,7 +72,7 @@ func TestScenarioHealthy(t *testing.T) {
 		require.True(t, strings.HasPrefix(find(t, v, n, ProbeControl).Value, "QUORUM_OK"))
 		require.NotEmpty(t, find(t, v, n, ProbeControl).Raw, "raw zmyctl output is kept")
 	}
-	require.Less(t, v.Duration, time.Second)
+	require.Less(t, v.Duration, v.Threshold, "a healthy round finishes inside its budget")
 
 	// Metrics: every probe counted, the verdict counted, the threshold exported.
 	require.GreaterOrEqual(t, testutil.ToFloat64(p.metrics.probeResults.WithLabelValues(ProbeControl, "ok")), 5.0)
@@ -224,8 +224,8 @@ func TestScenarioClockSkewTripsTheFuse(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(p.metrics.fuseTripped.WithLabelValues(s.name)))
 	// Under two busy cores a scrape can take tens of milliseconds; the half-RTT correction keeps
 	// the reading within that of the injected skew.
-	require.InDelta(t, 0.8, testutil.ToFloat64(p.metrics.clockOffset.WithLabelValues(s.name, "n3")), 0.1)
-	require.InDelta(t, 0.0, testutil.ToFloat64(p.metrics.clockOffset.WithLabelValues(s.name, "n1")), 0.1)
+	require.InDelta(t, 0.8, testutil.ToFloat64(p.metrics.clockOffset.WithLabelValues(s.name, "n3")), 0.2)
+	require.InDelta(t, 0.0, testutil.ToFloat64(p.metrics.clockOffset.WithLabelValues(s.name, "n1")), 0.2)
 
 	s.fault("clock", "n3", "0s")
 	v, err := p.Confirm(t.Context(), s.name)
@@ -256,7 +256,7 @@ func TestScenarioHungZmyctl(t *testing.T) {
 	require.False(t, e.OK)
 	require.Contains(t, e.Error, "status n3")
 	require.True(t, find(t, v, "n3", ProbeData).OK, "n3's /metrics still answers")
-	require.Less(t, find(t, v, "n1", ProbeControl).Duration, time.Second, "healthy nodes were not held up")
+	require.Less(t, find(t, v, "n1", ProbeControl).Duration, e.Duration/2, "healthy nodes were not held up")
 
 	// A caller's deadline earlier than the budget wins.
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
@@ -265,7 +265,7 @@ func TestScenarioHungZmyctl(t *testing.T) {
 	v, err = p.Confirm(ctx, s.name)
 	took = time.Since(start)
 	require.NoError(t, err)
-	require.Less(t, took, 600*time.Millisecond)
+	require.Less(t, took, 800*time.Millisecond)
 	require.Equal(t, incident.VerdictNotConfirmed, v.Kind, v.Reason)
 	s.requireOnlyReads()
 }

@@ -195,7 +195,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.pending = nil
 	e.mu.Unlock()
-	for _, c := range e.cfg.Clusters {
+	for _, c := range e.config().Clusters {
 		if _, err := e.brk.State(ctx, c.Name); err != nil {
 			e.log.Error("cannot restore breaker", "cluster", c.Name, "err", err)
 		}
@@ -338,7 +338,7 @@ func (e *Engine) track(r *runner, inc *incident.Incident) {
 		r.claimed = true
 	}
 	e.mu.Unlock()
-	if e.m.knownClusters[inc.Cluster] || e.cfg.Cluster(inc.Cluster) != nil {
+	if e.config().Cluster(inc.Cluster) != nil {
 		e.m.setStep(inc.Cluster, inc.Step)
 	}
 }

@@ -74,7 +74,7 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 		return fmt.Errorf("journal close of %s: %w", id, err)
 	}
 	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
-	if e.cfg.Cluster(closed.Cluster) != nil {
+	if e.config().Cluster(closed.Cluster) != nil {
 		e.m.setStep(closed.Cluster, incident.StepClosed)
 		e.m.stepDeadline.WithLabelValues(closed.Cluster).Set(0)
 	}

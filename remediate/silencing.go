@@ -157,8 +157,11 @@ func (e *Engine) takeover(ctx context.Context, r *runner, id string, f *foreignS
 // backoff, extends the silence every extend_every and watches for a human's silence.
 func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 	b := newBackoff(200*time.Millisecond, time.Minute)
+	e.mu.Lock()
+	cluster := r.cluster
+	e.mu.Unlock()
 	for {
-		_, _, _, sil := e.snapshot(r.cluster)
+		_, _, _, sil := e.snapshot(cluster)
 		every := time.Duration(e.config().Alertmanager.ExtendEvery)
 		wait := max(every, time.Millisecond)
 		if sil != nil {

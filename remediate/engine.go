@@ -175,6 +175,9 @@ func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig
 // waits for the incident goroutines to stop.
 func (e *Engine) Run(ctx context.Context) error {
 	open, err := e.j.List(ctx, true)
+	if ctx.Err() != nil {
+		return nil // shut down before we started: nothing to resume
+	}
 	if err != nil {
 		return fmt.Errorf("list open incidents to resume: %w", err)
 	}

@@ -21,13 +21,17 @@ func stageSilencing(ctx context.Context, sc *stageCtx) result {
 		res.label, res.apply = resultSkipped, started
 		return res
 	}
-	f, err := sc.sil.Foreign(ctx, sc.inc)
+	// All of this step's Alertmanager work shares one alertmanager.timeout: a hung
+	// Alertmanager delays containment by that much at most.
+	actx, cancel := context.WithTimeout(ctx, sc.sil.timeout)
+	defer cancel()
+	f, err := sc.sil.Foreign(actx, sc.inc)
 	if err == nil && f != nil {
 		t := sc.e.takeover(ctx, sc.r, sc.inc.ID, f)
 		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
 	}
 	note := "silence in place"
-	if err := sc.e.ensureSilence(ctx, sc.r, sc.sil, sc.inc.ID, false); err != nil {
+	if err := sc.e.ensureSilence(actx, sc.r, sc.sil, sc.inc.ID, false); err != nil {
 		note = "silence not created yet, retrying in the background: " + err.Error()
 	}
 	res := advance(incident.StepContaining, note)
@@ -125,7 +129,10 @@ func (e *Engine) config() *config.Config {
 // is best effort: the action happened whether or not it could be recorded.
 func (e *Engine) recordSilence(ctx context.Context, id string, s incident.Silence) {
 	e.m.silences.WithLabelValues(s.Action).Inc()
-	_, err := e.j.Update(ctx, id, func(inc *incident.Incident) error {
+	// Recorded even when the Alertmanager call used up ctx: the journal write has its own bound.
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err := e.j.Update(jctx, id, func(inc *incident.Incident) error {
 		inc.Silences = append(inc.Silences, s)
 		inc.UpdatedAt = e.now()
 		return nil

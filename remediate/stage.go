@@ -93,7 +93,12 @@ func (e *Engine) execStep(ctx context.Context, r *runner, inc *incident.Incident
 	if cmdTimeout <= 0 {
 		cmdTimeout = time.Duration(cfg.Remediation.CommandTimeout)
 	}
-	deadline := stepEnteredAt(inc).Add(stepBudget(inc.Step, cfg.Remediation, cmdTimeout))
+	budget := stepBudget(inc.Step, cfg.Remediation, cmdTimeout)
+	if inc.Step == incident.StepSilencing {
+		// Its Alertmanager calls are bounded by alertmanager.timeout, not command_timeout.
+		budget = max(budget, 3*time.Duration(cfg.Alertmanager.Timeout))
+	}
+	deadline := stepEnteredAt(inc).Add(budget)
 	e.m.stepDeadline.WithLabelValues(inc.Cluster).Set(float64(deadline.UnixNano()) / 1e9)
 	start := e.now()
 	if !start.Before(deadline) {
@@ -111,9 +116,10 @@ func (e *Engine) execStep(ctx context.Context, r *runner, inc *incident.Incident
 	e.mu.Lock()
 	r.stageCancel = nil
 	e.mu.Unlock()
-	if t := e.takeoverOf(r); t != "" && res.next != "" {
-		// The silence keeper saw a human's silence while the stage ran: stop here.
-		res = result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
+	if t := e.takeoverOf(r); t != "" {
+		// The silence keeper saw a human's silence while the stage ran (and cancelled it):
+		// stop here, whatever the interrupted stage concluded; keep its evidence.
+		res = result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped, apply: res.apply}
 	}
 	if res.outcome == "" && res.next == "" && errors.Is(sctx.Err(), context.DeadlineExceeded) {
 		res = e.timedOut(inc, res.note)

@@ -18,4 +18,14 @@
 //     remediation of the same cluster still in flight (another alertname).
 //   - The breaker counts recovered as a success, needs_human and failed as failures; aborted is
 //     a human decision and is not counted either way.
+//   - Pause is the kill switch for new remediations (the paused guard); an incident already past
+//     the guards goes on until it ends or a human aborts it.
+//   - A silence covering the cluster that someone else created is a takeover: the current stage
+//     is cancelled, the incident ends needs_human naming the silence and its author, and our own
+//     silence is expired. A silence of ours that a human expired is not put back.
+//   - Our silences are recognised by created_by, the incident id in the comment and the cluster
+//     matcher together, so deployments sharing an Alertmanager never adopt or expire each
+//     other's.
+//   - Containment after a restart asks the nodes first; in the process that entered the step no
+//     suspend can have been sent yet, so it suspends every node at once and then verifies.
 package remediate

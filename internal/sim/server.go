@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/zmyorg/zmy-responder/internal/simctl"
 	"net"
 	"net/http"
 	"sync"
@@ -208,19 +209,12 @@ type NodeEndpoints struct {
 
 // execRequest and execResponse are the node admin API that `zmysim ctl` talks to: the
 // command words go to the node, which answers with what zmyctl prints and its exit code.
-type execRequest struct {
-	Args []string `json:"args"`
-}
-
-type execResponse struct {
-	Exit   int    `json:"exit"`
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-}
-
-type errorResponse struct {
-	Error string `json:"error"`
-}
+// The admin API's wire types are the lean ctl client's (internal/simctl).
+type (
+	execRequest   = simctl.Request
+	execResponse  = simctl.Response
+	errorResponse = simctl.ErrorResponse
+)
 
 // handleExec serves one zmyctl command, applying the node's injected ctl fault first.
 func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {

@@ -35,7 +35,8 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	zmysimBin = filepath.Join(dir, "zmysim")
-	build := exec.Command("go", "build", "-o", zmysimBin, "github.com/zmyorg/zmy-responder/cmd/zmysim")
+	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
+	build := exec.Command("go", "build", "-o", dir+"/", "github.com/zmyorg/zmy-responder/cmd/zmysim", "github.com/zmyorg/zmy-responder/cmd/zmysimctl")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build zmysim for the scenario tests: %v\n%s", err, out)
 		return 1

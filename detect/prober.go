@@ -188,7 +188,9 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 	bctx, cancel := budgetContext(ctx, budget)
 	defer cancel()
 
-	probes := []string{ProbeControl, ProbeRaftState, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC}
+	// `raft state` is not run: `status --quorum` reports the same leader_id and term, and the
+	// node's role adds nothing to the verdict, while every zmyctl exec costs a process start.
+	probes := []string{ProbeControl, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC}
 	results := p.fanOut(bctx, cs, cfg, probes, true)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("confirm %s: %w", cluster, ctx.Err())

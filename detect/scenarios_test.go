@@ -64,7 +64,7 @@ func TestScenarioHealthy(t *testing.T) {
 	require.Equal(t, [][]string{{"n1", "n2", "n3", "n4", "n5"}}, v.Groups)
 	require.Equal(t, 2*time.Second, v.Threshold, "loopback RTTs keep the threshold at its minimum")
 	for _, n := range []string{"n1", "n2", "n3", "n4", "n5"} {
-		for _, probe := range []string{ProbeControl, ProbeRaftState, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC} {
+		for _, probe := range []string{ProbeControl, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC} {
 			e := find(t, v, n, probe)
 			require.True(t, e.OK, "%s/%s: %s", n, probe, e.Error)
 			require.Empty(t, e.Error, "%s/%s", n, probe)

@@ -53,7 +53,12 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *realAlertm
 	waitProbeConfirmed(t, probe, s.name)
 
 	d := startDaemon(t, cfgPath, storage, point)
-	d.webhook(t, s.name, "firing", "am-0", time.Now().Add(time.Duration(i)*time.Second))
+	pointStart := time.Now().Add(-time.Second) // journal clock, same machine; a little slack
+	startsAt := time.Now().Add(time.Duration(i) * time.Second)
+	// The daemon may die before it answers (the alert is journaled before the runbook is
+	// kicked): then, like Alertmanager, send it again after the restart.
+	code, _, err := d.tryWebhook(s.name, "firing", "am-0", startsAt)
+	resend := err != nil || code != http.StatusOK
 	healed := false
 	// Until the failpoint kills it, heal once containment is done so the gate can open.
 	var last *incident.Incident
@@ -61,7 +66,7 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *realAlertm
 		select {
 		case <-d.exited:
 		case <-time.After(50 * time.Millisecond):
-			if inc := latest(d); inc != nil {
+			if inc := latest(d); inc != nil && inc.OpenedAt.After(pointStart) {
 				last = inc
 				if inc.Step == incident.StepAwaitingRecovery && !healed {
 					s.fault(t, "heal")
@@ -79,11 +84,15 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *realAlertm
 	require.True(t, d.killedBySIGKILL(t, time.Second), "the daemon did not die at %s", point)
 
 	d = startDaemon(t, cfgPath, storage, "")
+	if resend {
+		d.webhook(t, s.name, "firing", "am-0", startsAt)
+	}
 	var inc *incident.Incident
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		inc = latest(d)
 		require.NotNil(t, inc)
+		require.True(t, inc.OpenedAt.After(pointStart), "the incident of this point is missing")
 		if inc.Step == incident.StepAwaitingRecovery && !healed {
 			s.fault(t, "heal")
 			healed = true

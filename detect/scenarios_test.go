@@ -194,7 +194,7 @@ func TestScenarioLeadersDifferNoDivergence(t *testing.T) {
 
 	require.Equal(t, incident.VerdictNotConfirmed, v.Kind, v.Reason)
 	require.Equal(t, conds(true, false, true), v.Conditions, v.Reason)
-	require.Contains(t, v.Reason, "not a split-brain: data: 4 shards agree within tolerance 0")
+	require.Contains(t, v.Reason, "not a split-brain: data: 4 shards agree within tolerance 2")
 	require.Contains(t, v.Reason, "holding nonetheless: control: QUORUM_LOST on n4, n5; leader_ids differ: n1 (n1, n2, n3), n4 (n4, n5)")
 	s.requireOnlyReads()
 }

@@ -42,7 +42,8 @@ func testMain(m *testing.M) int {
 	zmysimBin = filepath.Join(dir, "zmysim")
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(here))
-	build := exec.Command("go", "build", "-o", zmysimBin, "./cmd/zmysim")
+	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/zmysim", "./cmd/zmysimctl")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build zmysim: %v\n%s", err, out)

@@ -26,7 +26,7 @@ import (
 // Runbook is what the API needs of the runbook engine (remediate.Engine, through an adapter
 // when its result types differ).
 type Runbook interface {
-	Kick(id string)
+	Kick(id string) // an open incident got a delivery
 	Approve(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Abort(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Clusters(ctx context.Context) (any, error)
@@ -64,6 +64,8 @@ type Server struct {
 	metrics  *metrics
 	echo     *echo.Echo
 	bodies   *semaphore.Weighted // webhook body bytes being read and decoded
+	// unknownLog rate-limits the unknown-cluster warning; the counter counts every alert.
+	unknownLog logLimiter
 
 	state   atomic.Pointer[state]
 	runbook atomic.Pointer[Runbook]

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -87,7 +88,9 @@ func (s *Server) handleWebhook(c echo.Context) error {
 		}
 		seen[r.IncidentID] = true
 		out.Incidents = append(out.Incidents, webhookTouched{ID: r.IncidentID, Created: r.Created})
-		if rb != nil {
+		// A closed incident (unknown cluster, a late resolution) has nothing left to run, and
+		// waking the engine for it would make it read the whole record on every resend.
+		if rb != nil && r.Open {
 			rb.Kick(r.IncidentID)
 		}
 	}
@@ -109,6 +112,9 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 		}
 	}
 	for cluster, id := range unknown {
+		if !s.unknownLog.allow(cluster, s.now()) {
+			continue // counted above; Alertmanager resends every repeat_interval
+		}
 		s.logger.Warn("alert for a cluster not in the configuration: journaled and closed as unknown_cluster",
 			"cluster", cluster, "incident", id, "group_key", msg.GroupKey)
 	}
@@ -218,4 +224,26 @@ func clusterOf(labels map[string]string, names []string) string {
 		}
 	}
 	return ""
+}
+
+// unknownLogEvery is how often an unknown cluster is logged again while its alerts keep coming.
+const unknownLogEvery = 5 * time.Minute
+
+// logLimiter lets a message through once per key per unknownLogEvery.
+type logLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (l *logLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < unknownLogEvery {
+		return false
+	}
+	if l.last == nil || len(l.last) >= 1000 {
+		l.last = map[string]time.Time{} // bounded: forgetting only means logging again
+	}
+	l.last[key] = now
+	return true
 }

@@ -233,7 +233,10 @@ func TestWebhookKicksEveryTouchedIncident(t *testing.T) {
 	require.Equal(t, 200, code)
 	code, _ = env.do(t, http.MethodPost, "/webhook", fixture(t, "unknown_cluster.json"))
 	require.Equal(t, 200, code)
-	require.Equal(t, []string{"inc-000001", "inc-000002"}, rb.kicks, "one kick per incident per delivery")
+	code, _ = env.do(t, http.MethodPost, "/webhook", fixture(t, "replica_b.json"))
+	require.Equal(t, 200, code)
+	require.Equal(t, []string{"inc-000001", "inc-000001"}, rb.kicks,
+		"one kick per open incident per delivery; the unknown cluster's closed incident is not kicked")
 }
 
 func TestWebhookJournalFailureIs503(t *testing.T) {
@@ -243,4 +246,13 @@ func TestWebhookJournalFailureIs503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, errorOf(t, body), "journal write failed")
 	require.Equal(t, 1.0, testutil.ToFloat64(env.srv.metrics.webhookRequests.WithLabelValues("503")))
+}
+
+func TestLogLimiter(t *testing.T) {
+	var l logLimiter
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	require.True(t, l.allow("ghost", now))
+	require.False(t, l.allow("ghost", now.Add(time.Minute)))
+	require.True(t, l.allow("other", now.Add(time.Minute)))
+	require.True(t, l.allow("ghost", now.Add(unknownLogEvery)))
 }

@@ -24,6 +24,7 @@ var (
 	bucketAlerts    = []byte("alerts")    // seq|fingerprint|startsAt|status -> AlertRecord JSON
 	bucketOpen      = []byte("open")      // cluster/alertname -> seq of its open incident
 	bucketLatest    = []byte("latest")    // cluster/alertname -> seq of its newest incident
+	bucketMeta      = []byte("meta")      // seq -> incidentMeta, what ingest needs without decoding
 	bucketState     = []byte("state")     // key -> JSON document (PutState)
 )
 
@@ -90,7 +91,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	db.MaxBatchDelay = opts.BatchDelay
 	db.MaxBatchSize = opts.BatchSize
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketState} {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

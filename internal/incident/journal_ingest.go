@@ -26,6 +26,9 @@ type Delivery struct {
 type IngestResult struct {
 	IncidentID string
 	Created    bool
+	// Open is whether the incident is open after the ingest: only open incidents have work for
+	// the runbook engine (an unknown cluster's, or a resolution attached to a closed one, do not).
+	Open bool
 }
 
 // Ingest durably records deliveries (fsync; concurrent calls share one commit through bbolt's
@@ -67,19 +70,35 @@ func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, er
 	return results, nil
 }
 
-// touched is an incident loaded once per transaction and written back at its end.
+// touched is an incident an ingest transaction attaches alerts to. Its record is decoded only
+// when it must change (created, truncated count, resolution): a plain delivery reads one byte of
+// meta and writes its alert, however large the record has grown with evidence and commands.
 type touched struct {
 	seq       uint64
-	inc       *Incident
-	resolved  bool // a resolved alert arrived in this transaction
-	truncated bool // this transaction already added the notification's truncatedAlerts
+	meta      incidentMeta
+	inc       *Incident // nil until needed
+	dirty     bool      // inc must be written back
+	resolved  bool      // a resolved alert arrived in this transaction
+	truncated bool      // this transaction already added the notification's truncatedAlerts
+}
+
+// full decodes the incident record.
+func (t *touched) full(incs *bolt.Bucket) (*Incident, error) {
+	if t.inc == nil {
+		inc, err := getIncident(incs, t.seq)
+		if err != nil {
+			return nil, err
+		}
+		t.inc = inc
+	}
+	return t.inc, nil
 }
 
 func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error) {
-	incs, alerts := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts)
-	// Both buckets are keyed by the incident sequence, so new data lands at their end: full pages
-	// (the default 0.5 suits random inserts) halve what each commit writes and fsyncs.
-	incs.FillPercent, alerts.FillPercent = 0.9, 0.9
+	incs, alerts, metas := tx.Bucket(bucketIncidents), tx.Bucket(bucketAlerts), tx.Bucket(bucketMeta)
+	// These buckets are keyed by the incident sequence, so new data lands at their end: full
+	// pages (the default 0.5 suits random inserts) halve what each commit writes and fsyncs.
+	incs.FillPercent, alerts.FillPercent, metas.FillPercent = 0.9, 0.9, 0.9
 	open, latest := tx.Bucket(bucketOpen), tx.Bucket(bucketLatest)
 	cache := map[uint64]*touched{}
 	var order []*touched
@@ -88,11 +107,16 @@ func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error)
 		if t, ok := cache[seq]; ok {
 			return t, nil
 		}
-		inc, err := getIncident(incs, seq)
-		if err != nil {
-			return nil, err
+		t := &touched{seq: seq}
+		if m := metas.Get(seqKey(seq)); len(m) == 1 {
+			t.meta = incidentMeta(m[0])
+		} else {
+			inc, err := t.full(incs) // written before meta existed
+			if err != nil {
+				return nil, err
+			}
+			t.meta = metaOf(inc)
 		}
-		t := &touched{seq: seq, inc: inc}
 		cache[seq] = t
 		order = append(order, t)
 		return t, nil
@@ -111,7 +135,7 @@ func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error)
 		if err := latest.Put(gk, seqKey(seq)); err != nil {
 			return nil, err
 		}
-		t := &touched{seq: seq, inc: inc}
+		t := &touched{seq: seq, inc: inc, meta: metaOf(inc), dirty: true}
 		cache[seq] = t
 		order = append(order, t)
 		return t, nil
@@ -134,7 +158,7 @@ func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error)
 			}
 			// An unknown cluster's alert joins only an unknown_cluster incident; if the cluster was
 			// known when its latest incident opened, it starts a new one.
-			ok = d.Known || t.inc.Outcome == OutcomeUnknownCluster
+			ok = d.Known || t.meta&metaUnknownCluster != 0
 		}
 		if !ok {
 			var err error
@@ -149,36 +173,73 @@ func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error)
 			t.resolved = true
 		}
 		if d.Truncated > 0 && !t.truncated {
-			t.inc.TruncatedAlerts += d.Truncated
-			t.truncated = true
+			inc, err := t.full(incs)
+			if err != nil {
+				return nil, err
+			}
+			inc.TruncatedAlerts += d.Truncated
+			t.truncated, t.dirty = true, true
 		}
-		t.inc.UpdatedAt = now
-		results[i] = IngestResult{IncidentID: t.inc.ID, Created: !ok}
+		results[i] = IngestResult{IncidentID: FormatID(t.seq), Created: !ok, Open: t.meta&metaOpen != 0}
 	}
 
 	for _, t := range order {
 		// Only a resolved alert can make every alert resolved, and only a firing one can undo a
 		// recorded resolution: skip the scan otherwise.
-		if t.resolved || t.inc.ResolvedAt != nil {
+		if t.resolved || t.meta&metaResolved != 0 {
 			all, err := allResolved(alerts, t.seq)
 			if err != nil {
 				return nil, err
 			}
-			switch {
-			case all && t.inc.ResolvedAt == nil:
-				at := now
-				t.inc.ResolvedAt = &at
-				t.inc.Timeline = append(t.inc.Timeline, Event{At: now, Step: t.inc.Step, Message: "every alert of the incident is resolved"})
-			case !all && t.inc.ResolvedAt != nil:
-				t.inc.ResolvedAt = nil
-				t.inc.Timeline = append(t.inc.Timeline, Event{At: now, Step: t.inc.Step, Message: "an alert of the incident is firing again"})
+			if all != (t.meta&metaResolved != 0) || (t.inc != nil && all != (t.inc.ResolvedAt != nil)) {
+				inc, err := t.full(incs)
+				if err != nil {
+					return nil, err
+				}
+				switch {
+				case all && inc.ResolvedAt == nil:
+					at := now
+					inc.ResolvedAt = &at
+					inc.Timeline = append(inc.Timeline, Event{At: now, Step: inc.Step, Message: "every alert of the incident is resolved"})
+				case !all && inc.ResolvedAt != nil:
+					inc.ResolvedAt = nil
+					inc.Timeline = append(inc.Timeline, Event{At: now, Step: inc.Step, Message: "an alert of the incident is firing again"})
+				}
+				t.dirty = true
 			}
 		}
-		if err := putIncident(incs, t.seq, t.inc); err != nil {
-			return nil, err
+		if t.dirty {
+			t.inc.UpdatedAt = now
+			if err := putIncident(incs, metas, t.seq, t.inc); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return results, nil
+}
+
+// incidentMeta is what ingest needs to know of an incident, kept beside its record so that a
+// delivery does not decode the record: a bit set, one byte.
+type incidentMeta byte
+
+const (
+	metaOpen incidentMeta = 1 << iota
+	metaUnknownCluster
+	metaResolved
+)
+
+func metaOf(inc *Incident) incidentMeta {
+	var m incidentMeta
+	if inc.Open() {
+		m |= metaOpen
+	}
+	if inc.Outcome == OutcomeUnknownCluster {
+		m |= metaUnknownCluster
+	}
+	if inc.ResolvedAt != nil {
+		m |= metaResolved
+	}
+	return m
 }
 
 // route finds the incident a delivery belongs to: the open one of its group, else for resolved

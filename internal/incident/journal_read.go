@@ -122,7 +122,7 @@ func (j *Journal) Update(ctx context.Context, id string, fn func(*Incident) erro
 			return fmt.Errorf("reopen closed incident: %w", ErrConflict)
 		}
 		out = inc
-		return putIncident(tx.Bucket(bucketIncidents), seq, inc)
+		return putIncident(tx.Bucket(bucketIncidents), tx.Bucket(bucketMeta), seq, inc)
 	})
 	if fnErr != nil {
 		return nil, fnErr
@@ -146,15 +146,18 @@ func getIncident(b *bolt.Bucket, seq uint64) (*Incident, error) {
 }
 
 // putIncident stores the incident without its alerts, which live in their own bucket so that the
-// engine's frequent updates never rewrite them.
-func putIncident(b *bolt.Bucket, seq uint64, inc *Incident) error {
+// engine's frequent updates never rewrite them, and its meta byte.
+func putIncident(incs, metas *bolt.Bucket, seq uint64, inc *Incident) error {
 	stored := *inc
 	stored.Alerts = nil
 	data, err := json.Marshal(&stored)
 	if err != nil {
 		return fmt.Errorf("encode incident %s: %w", inc.ID, err)
 	}
-	return b.Put(seqKey(seq), data)
+	if err := incs.Put(seqKey(seq), data); err != nil {
+		return err
+	}
+	return metas.Put(seqKey(seq), []byte{byte(metaOf(inc))})
 }
 
 func loadFull(tx *bolt.Tx, seq uint64) (*Incident, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -40,7 +41,7 @@ func TestIngestDedup(t *testing.T) {
 
 	res, err := j.Ingest(ctx, []Delivery{delivery("east", "aaa", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, []IngestResult{{IncidentID: "inc-000001", Created: true}}, res)
+	require.Equal(t, []IngestResult{{IncidentID: "inc-000001", Created: true, Open: true}}, res)
 
 	// A resend, another replica, another node's alert of the same group: all attach.
 	res, err = j.Ingest(ctx, []Delivery{
@@ -48,12 +49,12 @@ func TestIngestDedup(t *testing.T) {
 		delivery("east", "bbb", "firing", t0.Add(time.Second)),
 	})
 	require.NoError(t, err)
-	require.Equal(t, []IngestResult{{"inc-000001", false}, {"inc-000001", false}}, res)
+	require.Equal(t, []IngestResult{{"inc-000001", false, true}, {"inc-000001", false, true}}, res)
 
 	// Another cluster is another incident.
 	res, err = j.Ingest(ctx, []Delivery{delivery("west", "ccc", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, []IngestResult{{"inc-000002", true}}, res)
+	require.Equal(t, []IngestResult{{"inc-000002", true, true}}, res)
 
 	inc, err := j.Get(ctx, "inc-000001")
 	require.NoError(t, err)
@@ -144,6 +145,7 @@ func TestIngestUnknownCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, res1[0].IncidentID, res2[0].IncidentID, "resends reuse the closed unknown_cluster incident")
 	require.False(t, res2[0].Created)
+	require.False(t, res2[0].Open, "closed at once")
 
 	inc, err := j.Get(ctx, res1[0].IncidentID)
 	require.NoError(t, err)
@@ -201,7 +203,7 @@ func TestUpdate(t *testing.T) {
 	// Closed: the next firing opens a second incident.
 	res, err := j.Ingest(ctx, []Delivery{delivery("east", "aaa", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, IngestResult{"inc-000002", true}, res[0])
+	require.Equal(t, IngestResult{"inc-000002", true, true}, res[0])
 
 	all, err := j.List(ctx, false)
 	require.NoError(t, err)
@@ -296,5 +298,33 @@ func TestRestart(t *testing.T) {
 	// Dedup survives the restart, and IDs continue from the stored sequence.
 	res, err := j.Ingest(ctx, []Delivery{delivery("c0", "fp", "firing", t0), delivery("c2", "fp", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, []IngestResult{{"inc-000001", false}, {"inc-000011", true}}, res)
+	require.Equal(t, []IngestResult{{"inc-000001", false, true}, {"inc-000011", true, true}}, res)
+}
+
+// TestIngestLeavesRecordAlone: a plain delivery only writes its alert; the incident record (which
+// the engine fills with evidence and commands) is neither decoded nor rewritten. Records written
+// before the meta bucket existed still route.
+func TestIngestLeavesRecordAlone(t *testing.T) {
+	ctx := t.Context()
+	clock := t0
+	j, err := Open(t.TempDir(), Options{Now: func() time.Time { clock = clock.Add(time.Second); return clock }})
+	require.NoError(t, err)
+	defer j.Close()
+	_, err = j.Ingest(ctx, []Delivery{delivery("east", "aaa", "firing", t0)})
+	require.NoError(t, err)
+	before, err := j.Update(ctx, "inc-000001", func(inc *Incident) error { inc.Step = StepConfirming; return nil })
+	require.NoError(t, err)
+
+	_, err = j.Ingest(ctx, []Delivery{delivery("east", "bbb", "firing", t0), delivery("east", "aaa", "firing", t0)})
+	require.NoError(t, err)
+	after, err := j.Get(ctx, "inc-000001")
+	require.NoError(t, err)
+	require.Equal(t, before.UpdatedAt, after.UpdatedAt, "record not rewritten by a plain delivery")
+	require.Len(t, after.Alerts, 2)
+
+	// Without its meta byte the record is decoded instead, with the same routing.
+	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(seqKey(1)) }))
+	res, err := j.Ingest(ctx, []Delivery{delivery("east", "ccc", "firing", t0)})
+	require.NoError(t, err)
+	require.Equal(t, IngestResult{"inc-000001", false, true}, res[0])
 }

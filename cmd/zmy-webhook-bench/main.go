@@ -82,8 +82,8 @@ func bench(ctx context.Context, bin string, sizes, senders []int, d, warmup time
 	fmt.Printf("zmy-responder idle: VmRSS %.1f MiB (goal ≤ 64 MiB)\n", mib(idle))
 	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; %d runs per cell, medians\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, reps)
-	fmt.Println("| alerts/notification | senders | responder deliveries/s | p50 | p99 | do-nothing deliveries/s | p50 | p99 | ratio | responder peak RSS |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| alerts/notification | senders | responder deliveries/s | p50 | p99 | do-nothing deliveries/s | p50 | p99 | ratio | responder CPU/delivery | do-nothing CPU/delivery | responder peak RSS |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 	for _, size := range sizes {
 		tmpl := payloadTemplate(size)
@@ -94,24 +94,30 @@ func bench(ctx context.Context, bin string, sizes, senders []int, d, warmup time
 			}
 			var resp, base []result
 			var peak int64
+			var respCPU, baseCPU []float64
 			for range reps {
 				// Alternate the two servers so that drift in the machine's load hits both.
 				n, err := startNoop(ctx)
 				if err != nil {
 					return err
 				}
+				c0, _ := n.cpu()
 				r, err := drive(ctx, n.url, tmpl, s, dd, w, maxReq)
+				c1, _ := n.cpu()
 				n.stop()
 				if err != nil {
 					return fmt.Errorf("do-nothing handler, %d alerts, %d senders: %w", size, s, err)
 				}
 				base = append(base, r)
+				baseCPU = append(baseCPU, perDelivery(c1-c0, r, w))
 
 				p, err := startResponder(ctx, bin, dir)
 				if err != nil {
 					return err
 				}
+				c0, _ = p.cpu()
 				r, err = drive(ctx, p.url, tmpl, s, dd, w, maxReq)
+				c1, _ = p.cpu()
 				_, pk, _ := p.memory()
 				peak = max(peak, pk)
 				p.stop()
@@ -119,10 +125,12 @@ func bench(ctx context.Context, bin string, sizes, senders []int, d, warmup time
 					return fmt.Errorf("zmy-responder, %d alerts, %d senders: %w", size, s, err)
 				}
 				resp = append(resp, r)
+				respCPU = append(respCPU, perDelivery(c1-c0, r, w))
 			}
 			rm, bm := summarize(resp), summarize(base)
-			fmt.Printf("| %d | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% | %.0f MiB |\n",
-				size, s, rm.rate, ms(rm.p50), ms(rm.p99), bm.rate, ms(bm.p50), ms(bm.p99), 100*rm.rate/bm.rate, mib(peak))
+			fmt.Printf("| %d | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% | %.0f µs | %.0f µs | %.0f MiB |\n",
+				size, s, rm.rate, ms(rm.p50), ms(rm.p99), bm.rate, ms(bm.p50), ms(bm.p99), 100*rm.rate/bm.rate,
+				medianOf(respCPU), medianOf(baseCPU), mib(peak))
 		}
 	}
 	return nil
@@ -163,6 +171,14 @@ func summarize(rs []result) summary {
 		p50:  time.Duration(med(func(r result) float64 { return float64(r.P50) })),
 		p99:  time.Duration(med(func(r result) float64 { return float64(r.P99) })),
 	}
+}
+
+// perDelivery is the server's CPU time per delivery in µs; the warm-up's requests are not in r,
+// so its share of the CPU time is removed in proportion.
+func perDelivery(cpu time.Duration, r result, warmup time.Duration) float64 {
+	total := r.Elapsed + warmup
+	measured := float64(cpu) * float64(r.Elapsed) / float64(total)
+	return measured / float64(time.Microsecond) / float64(r.Deliveries)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }

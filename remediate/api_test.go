@@ -24,7 +24,8 @@ func TestAbortLeavesAClearReport(t *testing.T) {
 	plan := rep.(*PlanReport)
 	require.Equal(t, incident.VerdictNotConfirmed, plan.Verdict.Kind)
 	joined := strings.Join(plan.Steps, "\n")
-	require.Contains(t, joined, zmysimBin+" ctl --endpoint ")
+	// The generated config runs the lean zmysimctl built beside zmysim (harness_test.go).
+	require.Contains(t, joined, zmysimBin+"ctl --endpoint ")
 	require.Contains(t, joined, "raft suspend --force")
 	require.Contains(t, joined, "quorum recover --auto")
 	_, err = r.e.Plan(t.Context(), "nope")

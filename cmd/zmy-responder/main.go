@@ -59,6 +59,11 @@ func run() int {
 		// fewer cycles cut CPU per delivery by about a third in BENCHMARKS.md's runs.
 		debug.SetGCPercent(400)
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// …and a soft ceiling so that the laxer GC cannot let a flood of large notifications
+		// balloon the heap: near it the collector works harder instead.
+		debug.SetMemoryLimit(384 << 20)
+	}
 	logger := promslog.New(logCfg)
 	logger.Info("starting zmy-responder", "version", version.Info(), "build_context", version.BuildContext())
 

@@ -142,7 +142,7 @@ func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) 
 				continue
 			}
 			for _, inc := range incs {
-				if inc.Cluster == "demo" && inc.OpenedAt.After(since.Add(-time.Second)) {
+				if inc.Cluster == "demo" && inc.Alertname == "ZMY_Quorum_Down" && inc.OpenedAt.After(since.Add(-time.Second)) {
 					id = inc.ID
 					n.say("Incident %s opened for %s (alert received after %s).", inc.ID, inc.Alertname,
 						time.Since(since).Round(100*time.Millisecond))

@@ -113,13 +113,19 @@ func (s *Stack) startAlertmanager(ctx context.Context) error {
 	s.ResponderURL = fmt.Sprintf("http://127.0.0.1:%d", webPort)
 	// group_wait and group_interval are short so the e2e chain is fast; send_resolved lets the
 	// responder see the alert end.
+	// As in deploy/alertmanager.yml, only ZMY_Quorum_Down (SOP-ZMY-001) goes to the responder;
+	// the other ZMY alerts are symptoms of the same split-brain.
 	cfg := fmt.Sprintf(`route:
-  receiver: zmy-responder
+  receiver: humans
   group_by: [alertname, cluster]
   group_wait: 1s
   group_interval: 2s
   repeat_interval: 1m
+  routes:
+    - receiver: zmy-responder
+      matchers: ['alertname="ZMY_Quorum_Down"', 'job="zmy"']
 receivers:
+  - name: humans
   - name: zmy-responder
     webhook_configs:
       - url: %s/webhook

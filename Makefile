@@ -19,12 +19,13 @@ DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanage
 
 # Test suites `make test` runs after `test-go`. Other parts of the repository append to it
 # (TEST_TARGETS += test-rules) together with their own target.
-TEST_TARGETS := fuzz-short
+TEST_TARGETS := fuzz-short test-rules test-deploy
 
 GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
 
-.PHONY: all build test test-go fuzz-short deps lint bench run demo e2e clean
+.PHONY: all build test test-go fuzz-short test-rules test-deploy deps lint bench bench-webhook \
+	bench-sim bench-driver bench-detect bench-remediate bench-e2e run demo e2e clean
 
 all: build
 
@@ -43,6 +44,14 @@ test-go:
 # A brief run of the webhook decoding fuzz target (its seed corpus runs in test-go as well).
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWebhook$$' -fuzztime $(FUZZ_TIME) ./receiver/
+
+# promtool check/test on rules/ (also covered by rules/rules_test.go; this is the plain form).
+test-rules:
+	rules/check.sh
+
+# amtool/promtool on deploy/, the generated PrometheusRule, the static build the Dockerfile ships.
+test-deploy:
+	deploy/check.sh
 
 # Installs the Debian packages of DEB_BINARIES whose binary is missing (apt-get update first),
 # as root or through sudo. Nothing happens when everything is there.
@@ -67,10 +76,32 @@ lint:
 	if [ ! -x "$$sc" ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@latest || true; fi; \
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
-# Webhook ingest throughput and latency against a do-nothing handler, and idle RSS (see
-# BENCHMARKS.md for the method).
-bench: build
+# Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
+bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e
+
+# Webhook ingest throughput and latency against a do-nothing handler, and idle RSS.
+bench-webhook: build
 	$(BIN)/zmy-webhook-bench --responder=$(BIN)/zmy-responder
+
+# The simulator holding 200 nodes under write load.
+bench-sim: build
+	$(BIN)/zmysim bench --nodes 200 --write-rate 1000 --duration 20s --scrapes 500
+
+# zmyctl driver latency per command through the simulator's ctl.
+bench-driver:
+	$(GO) test -run '^$$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy/
+
+# Verdict latency for 5, 50 and 200 nodes.
+bench-detect:
+	$(GO) test -run '^$$' -bench '^BenchmarkConfirm$$' -benchtime 20x -timeout 30m ./detect/
+
+# Webhook received → every node verified suspended, for 5, 50 and 200 nodes.
+bench-remediate:
+	$(GO) test -run '^$$' -bench TimeToContainment -benchtime 8x -timeout 30m ./remediate/
+
+# Partition → all nodes suspended through real Prometheus and Alertmanager (detection + response).
+bench-e2e: deps
+	$(GO) test -run '^$$' -bench PartitionToContainment -benchtime 3x -timeout 30m ./internal/e2e/
 
 # The daemon on loopback with the example configuration.
 run: build

@@ -98,5 +98,10 @@ func benchConfig(b *testing.B, s *simCluster) *config.Config {
 	cfg.Remediation.CommandTimeout = model.Duration(20 * time.Second)
 	cfg.Remediation.VerifyTimeout = model.Duration(90 * time.Second)
 	cfg.Remediation.GateTimeout = model.Duration(120 * time.Second)
+	// As in detect's benchmark: measure the time to a complete verdict, not the default 2s
+	// probe budget, which 200 nodes on 2 shared cores overrun (the verdict is then inconclusive
+	// and nothing is contained, which is the safe answer but not a latency figure).
+	cfg.Detection.Threshold.Min = model.Duration(30 * time.Second)
+	cfg.Detection.ProbeTimeout = model.Duration(30 * time.Second)
 	return cfg
 }

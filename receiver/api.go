@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // maxDecisionBody bounds the JSON body of approve/abort/pause/unpause.
@@ -147,6 +148,8 @@ func apiError(err error) error {
 		code = http.StatusNotFound
 	case errors.Is(err, incident.ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, remediate.ErrInvalid):
+		code = http.StatusBadRequest
 	case errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusGatewayTimeout
 	}

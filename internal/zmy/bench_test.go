@@ -2,6 +2,7 @@ package zmy
 
 import (
 	"context"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
@@ -33,6 +34,21 @@ func BenchmarkDriverSimulator(b *testing.B) {
 		{CmdResume, func(ctx context.Context) error { _, _, err := d.Resume(ctx, n1); return err }},
 		{CmdNetcheck, func(ctx context.Context) error { _, _, err := d.Netcheck(ctx, n1); return err }},
 	}
+	// The lean zmysimctl that generated configs use when it sits beside zmysim.
+	lean, err := NewDriver(config.ClusterConfig{Name: "t", Nodes: s.nodes,
+		Zmyctl: []string{filepath.Join(filepath.Dir(s.bin), "zmysimctl"), "--endpoint", "{{.Node.Admin}}"}}, DriverOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	commands = append(commands,
+		struct {
+			name string
+			run  call
+		}{"status_zmysimctl", func(ctx context.Context) error { _, _, err := lean.Status(ctx, n1); return err }},
+		struct {
+			name string
+			run  call
+		}{"suspend_zmysimctl", func(ctx context.Context) error { _, _, err := lean.Suspend(ctx, n1); return err }})
 	// The floor: the same driver running /bin/true, i.e. process group, pipes, fork/exec and wait.
 	floor, err := NewDriver(config.ClusterConfig{Name: "t", Zmyctl: []string{"true"}}, DriverOptions{})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 
 // BenchmarkDriverSimulator measures the driver's latency per command through `zmysim ctl`
 // (fork/exec of the ctl binary, one HTTP call to the node, parsing), reporting p50 and p99 per
-// command. BENCH.md has the method and the figures. Run:
+// command. BENCHMARKS.md has the method and the figures. Run:
 //
 //	go test -run '^$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy
 func BenchmarkDriverSimulator(b *testing.B) {

@@ -19,9 +19,9 @@ func stageContaining(ctx context.Context, sc *stageCtx) result {
 	all := sc.nodes(nil)
 	ids := sc.nodeIDs()
 	var states map[string]string
-	var errs map[string]error
+	var errs map[string]error // why each node is not suspended, from the latest round
 	if !sc.r.freshContain {
-		states, errs = sc.raftStates(ctx, all, prioContain)
+		states, _ = sc.raftStates(ctx, all, prioContain)
 	}
 	sc.r.freshContain = false
 	b := newBackoff(50*time.Millisecond, time.Second)

@@ -2,7 +2,6 @@ package remediate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -132,9 +131,4 @@ func describe(ids []string, errs map[string]error) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// isCancel reports whether err is our own cancellation rather than the node's failure.
-func isCancel(err error) bool {
-	return errors.Is(err, context.Canceled)
 }

@@ -63,16 +63,6 @@ func (l *raftLog) adopt(src *raftLog) int {
 	return lost
 }
 
-// truncate keeps the first n entries and recounts the shards.
-func (l *raftLog) truncate(n int) {
-	l.entries = slices.Clip(l.entries[:n])
-	l.owned = true
-	clear(l.counts)
-	for _, e := range l.entries {
-		l.counts[e.shard]++
-	}
-}
-
 func (l *raftLog) samePrefix(src *raftLog, n int) bool {
 	if n == 0 {
 		return true

@@ -19,7 +19,7 @@ DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanage
 
 # Test suites `make test` runs after `test-go`. Other parts of the repository append to it
 # (TEST_TARGETS += test-rules) together with their own target.
-TEST_TARGETS := fuzz-short test-rules test-deploy
+TEST_TARGETS := lint fuzz-short test-rules test-deploy
 
 GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
@@ -73,7 +73,7 @@ lint:
 	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
-	if [ ! -x "$$sc" ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@latest || true; fi; \
+	if [ ! -x "$$sc" ]; then $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2 || true; fi; \
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.

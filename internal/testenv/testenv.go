@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,13 +12,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
 // Build runs `go build -o dir/ pkgs…` from the module root, so pkgs are module-relative
-// (./cmd/zmysim) and each binary lands in dir under its command's name.
+// (./cmd/zmysim) and each binary lands in dir under its command's name. A build that hangs
+// is killed after 5 minutes rather than holding the test binary until go test's own timeout.
 func Build(dir string, pkgs ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("find module root: %w", err)
@@ -26,7 +31,7 @@ func Build(dir string, pkgs ...string) error {
 	if gomod == "" || gomod == os.DevNull {
 		return fmt.Errorf("find module root: not inside a module")
 	}
-	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs...)...)
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, pkgs...)...)
 	cmd.Dir = filepath.Dir(gomod)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -16,43 +14,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
-
-// alertmanagerBinary finds Debian's Alertmanager. Without it the test skips, unless CI is set:
-// there `make test` has installed it and its absence is a failure.
-func alertmanagerBinary(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("prometheus-alertmanager is not installed (CI is set: `make test` must install it)")
-	}
-	t.Skip("prometheus-alertmanager is not installed; `make test` installs it (apt-get install prometheus-alertmanager)")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestRealAlertmanager: a real Alertmanager on loopback routes an alert posted to its API v2 to
 // the daemon's webhook, authenticating with a bearer token from a file; the daemon journals it
 // with the groupKey, receiver, external URL and fingerprint Alertmanager computed, then records
 // the resolved notification.
 func TestRealAlertmanager(t *testing.T) {
-	bin := alertmanagerBinary(t)
+	bin := testenv.Binary(t, "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
 	token := writeFile(t, dir, "token", "am-to-responder\n")
 	r := startRun(t, Options{ConfigFile: configFile(t, fmt.Sprintf("webhook: {auth: {bearer_token_file: %q}}\n", token)+testClusters)})
 
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	amURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	amCfg := writeFile(t, dir, "alertmanager.yml", fmt.Sprintf(`
 route:

@@ -2,7 +2,6 @@ package remediate
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // realAlertmanager is Debian's prometheus-alertmanager started on loopback for one test.
@@ -21,34 +22,10 @@ type realAlertmanager struct {
 	args   []string
 }
 
-// alertmanagerBinary finds Alertmanager; without it the test skips, unless CI is set, where
-// a missing binary is a failure (`make test` installs it).
-func alertmanagerBinary(t testing.TB) string {
-	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("prometheus-alertmanager is not installed (CI is set: `make test` must install it)")
-	}
-	t.Skip("prometheus-alertmanager is not installed; apt-get install prometheus-alertmanager")
-	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startAlertmanager runs Alertmanager with a minimal config and waits until it is ready.
 func startAlertmanager(t testing.TB) *realAlertmanager {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	am := &realAlertmanager{URL: fmt.Sprintf("http://127.0.0.1:%d", port), args: startAlertmanagerArgs(t, port)}
 	am.start(t)
 	t.Cleanup(am.stop)
@@ -59,7 +36,7 @@ func startAlertmanager(t testing.TB) *realAlertmanager {
 // minimal config and its own storage.
 func startAlertmanagerArgs(t testing.TB, port int) []string {
 	t.Helper()
-	bin := alertmanagerBinary(t)
+	bin := testenv.Binary(t, "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o644))

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // A silence on the cluster that we did not create means a human took over: the runbook stops
@@ -73,7 +74,7 @@ func TestManualSilenceBeforeContainment(t *testing.T) {
 // Alertmanager down never blocks containment: the create fails and is counted, containment
 // goes on, and the silence is created in the background once Alertmanager is back.
 func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	s := startSim(t, "mu", 5, url)
 	r := newRig(t, s, testConfig(t, s))

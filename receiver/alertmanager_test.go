@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,14 +20,11 @@ import (
 // with the groupKey, receiver, external URL and fingerprint Alertmanager computed, then records
 // the resolved notification.
 func TestRealAlertmanager(t *testing.T) {
-	bin := testenv.Binary(t, "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
 	token := writeFile(t, dir, "token", "am-to-responder\n")
 	r := startRun(t, Options{ConfigFile: configFile(t, fmt.Sprintf("webhook: {auth: {bearer_token_file: %q}}\n", token)+testClusters)})
 
-	port := testenv.FreePort(t)
-	amURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	amCfg := writeFile(t, dir, "alertmanager.yml", fmt.Sprintf(`
+	am := testenv.StartAlertmanager(t, 0, fmt.Sprintf(`
 route:
   receiver: zmy-responder
   group_by: [alertname, cluster]
@@ -45,25 +40,7 @@ receivers:
           authorization:
             credentials_file: %s
 `, r.url, token))
-	am := exec.Command(bin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am-data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.external-url="+amURL,
-		"--cluster.listen-address=", "--log.level=warn")
-	var amLog bytes.Buffer
-	am.Stdout, am.Stderr = &amLog, &amLog
-	require.NoError(t, am.Start())
-	exited := make(chan struct{})
-	go func() { _ = am.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = am.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", amLog.String())
-		}
-	})
-	waitUntil(t, 20*time.Second, "alertmanager ready", func() bool {
-		code, _ := (&testEnv{url: amURL}).doErr("GET", "/-/ready")
-		return code == 200
-	})
+	amURL := am.URL
 
 	labels := model.LabelSet{"alertname": "ZMY_Quorum_Down", "cluster": "east", "instance": "n1:8080", "job": "zmy"}
 	post := func(endsAt time.Time) {

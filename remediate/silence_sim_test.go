@@ -87,10 +87,7 @@ func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
 	require.Equal(t, "", currentSilence(inc).id)
 
 	// Alertmanager comes up on that address: the keeper creates the one silence.
-	am := &realAlertmanager{URL: url}
-	am.args = startAlertmanagerArgs(t, port)
-	am.start(t)
-	t.Cleanup(am.stop)
+	testenv.StartAlertmanager(t, port, blackholeConfig)
 	inc = r.waitFor(t, id, 15*time.Second, "silenced", func(inc *incident.Incident) bool {
 		return currentSilence(inc).id != ""
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // binDir holds bin/zmysim and bin/zmy-responder, built once by TestMain from this checkout.
@@ -37,18 +37,8 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/zmysim", "./cmd/zmy-responder")
-	cmd.Dir = ".." // the module root
-	// A build that hangs must not hold the test binary until go test's own timeout.
-	kill := time.AfterFunc(5*time.Minute, func() {
-		if cmd.Process != nil {
-			_ = cmd.Process.Kill()
-		}
-	})
-	out, err := cmd.CombinedOutput()
-	kill.Stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "dashboards: go build ./cmd/zmysim ./cmd/zmy-responder: %v\n%s", err, out)
+	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmy-responder"); err != nil {
+		fmt.Fprintf(os.Stderr, "dashboards: %v\n", err)
 		return 1
 	}
 	binDir = dir
@@ -62,15 +52,8 @@ func TestEveryMetricExists(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	ready := filepath.Join(dir, "zmysim.ready")
-	cfgPath := filepath.Join(dir, "zmy-responder.yml")
-	startProcess(t, dir, "zmysim", filepath.Join(binDir, "zmysim"), "run",
-		"--cluster", testCluster, "--nodes", "3", "--admin-address", "127.0.0.1:0",
-		"--ready-file", ready, "--responder-config", cfgPath)
-	waitFor(t, ctx, "zmysim ready file", func() error {
-		_, err := os.Stat(ready)
-		return err
-	})
+	sim := testenv.StartSim(t, filepath.Join(binDir, "zmysim"), "--cluster", testCluster, "--nodes", "3")
+	cfgPath := sim.ResponderConfig
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err, "the config zmysim wrote")
 	cl := cfg.Cluster(testCluster)
@@ -202,10 +185,7 @@ func get(ctx context.Context, url string) error {
 // freeAddr returns a loopback address with a port free right now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 }
 
 func dedup(s []string) []string {

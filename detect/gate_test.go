@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
@@ -71,7 +72,7 @@ func TestGateReading(t *testing.T) {
 // The gate against the simulator with real node leases in an embedded etcd: closed while
 // partitioned, open once healed, closed again when a killed node's 2s lease expires.
 func TestScenarioRecoveryGate(t *testing.T) {
-	ep := startEtcd(t)
+	ep := testenv.StartEtcd(t)
 	s := startSim(t, 5, "--etcd-endpoints", ep, "--etcd-lease-ttl", "2s")
 	p, _ := s.prober()
 	require.NotNil(t, s.cfg.Cluster(s.name).Etcd, "the generated config declares the cluster's etcd")

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // zmysimBin is the simulator built once for the package's scenario tests.
@@ -36,9 +36,8 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	zmysimBin = filepath.Join(dir, "zmysim")
 	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
-	build := exec.Command("go", "build", "-o", dir+"/", "github.com/zmyorg/zmy-responder/cmd/zmysim", "github.com/zmyorg/zmy-responder/cmd/zmysimctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build zmysim for the scenario tests: %v\n%s", err, out)
+	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl"); err != nil {
+		fmt.Fprintf(os.Stderr, "build zmysim for the scenario tests: %v\n", err)
 		return 1
 	}
 	return m.Run()
@@ -55,50 +54,11 @@ type simCluster struct {
 // startSim runs the real simulator on loopback and loads the responder config it generates.
 func startSim(t testing.TB, nodes int, extra ...string) *simCluster {
 	t.Helper()
-	dir := t.TempDir()
-	ready, respCfg := filepath.Join(dir, "ready.json"), filepath.Join(dir, "zmy-responder.yml")
-	args := append([]string{"run", "--cluster", "c-test", "--nodes", fmt.Sprint(nodes),
-		"--admin-address", "127.0.0.1:0", "--ready-file", ready, "--responder-config", respCfg,
-		"--log.level", "warn"}, extra...)
-	cmd := exec.Command(zmysimBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("zmysim stderr:\n%s", stderr.String())
-		}
-	})
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(ready); err == nil && len(b) > 0 {
-			var info struct {
-				Admin string `json:"admin"`
-			}
-			require.NoError(t, json.Unmarshal(b, &info), "ready file: %s", b)
-			cfg, err := config.Load(respCfg)
-			require.NoError(t, err, "the simulator's responder config must load")
-			return &simCluster{t: t, admin: info.Admin, cfg: cfg, name: cfg.Clusters[0].Name}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("zmysim exited before it was ready: %s", stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zmysim not ready within 20s: %s", stderr.String())
-		}
-	}
+	args := append([]string{"--cluster", "c-test", "--nodes", fmt.Sprint(nodes)}, extra...)
+	s := testenv.StartSim(t, zmysimBin, args...)
+	cfg, err := config.Load(s.ResponderConfig)
+	require.NoError(t, err, "the simulator's responder config must load")
+	return &simCluster{t: t, admin: s.Admin, cfg: cfg, name: cfg.Clusters[0].Name}
 }
 
 // fault injects a fault through `zmysim fault`.

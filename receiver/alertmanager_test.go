@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,45 +12,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
-
-// alertmanagerBinary finds Debian's Alertmanager. Without it the test skips, unless CI is set:
-// there `make test` has installed it and its absence is a failure.
-func alertmanagerBinary(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("prometheus-alertmanager is not installed (CI is set: `make test` must install it)")
-	}
-	t.Skip("prometheus-alertmanager is not installed; `make test` installs it (apt-get install prometheus-alertmanager)")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestRealAlertmanager: a real Alertmanager on loopback routes an alert posted to its API v2 to
 // the daemon's webhook, authenticating with a bearer token from a file; the daemon journals it
 // with the groupKey, receiver, external URL and fingerprint Alertmanager computed, then records
 // the resolved notification.
 func TestRealAlertmanager(t *testing.T) {
-	bin := alertmanagerBinary(t)
 	dir := t.TempDir()
 	token := writeFile(t, dir, "token", "am-to-responder\n")
 	r := startRun(t, Options{ConfigFile: configFile(t, fmt.Sprintf("webhook: {auth: {bearer_token_file: %q}}\n", token)+testClusters)})
 
-	port := freePort(t)
-	amURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	amCfg := writeFile(t, dir, "alertmanager.yml", fmt.Sprintf(`
+	am := testenv.StartAlertmanager(t, 0, fmt.Sprintf(`
 route:
   receiver: zmy-responder
   group_by: [alertname, cluster]
@@ -70,25 +40,7 @@ receivers:
           authorization:
             credentials_file: %s
 `, r.url, token))
-	am := exec.Command(bin, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am-data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.external-url="+amURL,
-		"--cluster.listen-address=", "--log.level=warn")
-	var amLog bytes.Buffer
-	am.Stdout, am.Stderr = &amLog, &amLog
-	require.NoError(t, am.Start())
-	exited := make(chan struct{})
-	go func() { _ = am.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = am.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", amLog.String())
-		}
-	})
-	waitUntil(t, 20*time.Second, "alertmanager ready", func() bool {
-		code, _ := (&testEnv{url: amURL}).doErr("GET", "/-/ready")
-		return code == 200
-	})
+	amURL := am.URL
 
 	labels := model.LabelSet{"alertname": "ZMY_Quorum_Down", "cluster": "east", "instance": "n1:8080", "job": "zmy"}
 	post := func(endsAt time.Time) {

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // The tests in this file run the real bin/zmy-responder, built once per test binary.
@@ -42,17 +43,8 @@ func responderBinary(t *testing.T) string {
 		if build.err != nil {
 			return
 		}
-		// `go test` puts its own go first on PATH.
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			build.err = fmt.Errorf("find the go command: %w", err)
-			return
-		}
 		build.path = filepath.Join(build.dir, "zmy-responder")
-		out, err := exec.Command(gobin, "build", "-o", build.path, "github.com/zmyorg/zmy-responder/cmd/zmy-responder").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
+		build.err = testenv.Build(build.dir, "./cmd/zmy-responder")
 	})
 	require.NoError(t, build.err)
 	return build.path

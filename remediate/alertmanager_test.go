@@ -1,106 +1,17 @@
 package remediate
 
 import (
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/require"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
-// realAlertmanager is Debian's prometheus-alertmanager started on loopback for one test.
-type realAlertmanager struct {
-	URL    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	args   []string
-}
+// blackholeConfig is a minimal Alertmanager config: the tests only use its silences API.
+const blackholeConfig = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
 
-// alertmanagerBinary finds Alertmanager; without it the test skips, unless CI is set, where
-// a missing binary is a failure (`make test` installs it).
-func alertmanagerBinary(t testing.TB) string {
+// startAlertmanager runs Alertmanager on a free loopback port with a minimal config and waits
+// until it is ready.
+func startAlertmanager(t testing.TB) *testenv.Alertmanager {
 	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("prometheus-alertmanager is not installed (CI is set: `make test` must install it)")
-	}
-	t.Skip("prometheus-alertmanager is not installed; apt-get install prometheus-alertmanager")
-	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startAlertmanager runs Alertmanager with a minimal config and waits until it is ready.
-func startAlertmanager(t testing.TB) *realAlertmanager {
-	t.Helper()
-	port := freePort(t)
-	am := &realAlertmanager{URL: fmt.Sprintf("http://127.0.0.1:%d", port), args: startAlertmanagerArgs(t, port)}
-	am.start(t)
-	t.Cleanup(am.stop)
-	return am
-}
-
-// startAlertmanagerArgs is the command line of an Alertmanager on 127.0.0.1:port with a
-// minimal config and its own storage.
-func startAlertmanagerArgs(t testing.TB, port int) []string {
-	t.Helper()
-	bin := alertmanagerBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o644))
-	return []string{bin, "--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=", "--log.level=warn"}
-}
-
-func (am *realAlertmanager) start(t testing.TB) {
-	t.Helper()
-	am.cmd = exec.Command(am.args[0], am.args[1:]...)
-	am.cmd.Stdout, am.cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, am.cmd.Start())
-	exited := make(chan struct{})
-	am.exited = exited
-	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(am.cmd)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("alertmanager exited during start: %v", am.cmd.ProcessState)
-		default:
-		}
-		resp, err := http.Get(am.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s after 20s: %v", am.URL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// stop kills Alertmanager (its data dir stays, so start brings the same silences back).
-func (am *realAlertmanager) stop() {
-	if am.cmd != nil && am.cmd.Process != nil {
-		_ = am.cmd.Process.Kill()
-		<-am.exited
-		am.cmd = nil
-	}
+	return testenv.StartAlertmanager(t, 0, blackholeConfig)
 }

@@ -56,8 +56,7 @@ func BenchmarkTimeToContainment(b *testing.B) {
 				}
 				b.Logf("nodes=%d sample %d: %s (confirm %s)", nodes, i, samples[len(samples)-1], confirms[len(confirms)-1])
 				r.stop(b)
-				_ = s.cmd.Process.Kill()
-				<-s.exited
+				s.proc.Kill()
 			}
 			p50, p99 := percentile(samples, 50), percentile(samples, 99)
 			b.ReportMetric(p50.Seconds()*1000, "p50-ms")

@@ -14,6 +14,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/internal/sim"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // crashPoints are where the daemon SIGKILLs itself: step boundaries (right after the
@@ -47,7 +48,7 @@ func TestCrashAtEachPointCompletesAfterRestart(t *testing.T) {
 	}
 }
 
-func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *realAlertmanager, cfgPath, storage, point string, i int) {
+func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *testenv.Alertmanager, cfgPath, storage, point string, i int) {
 	from := len(s.audit(t))
 	s.fault(t, "partition", "n1,n2,n3/n4,n5")
 	waitProbeConfirmed(t, probe, s.name)

@@ -17,20 +17,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // responderBin is the real bin/zmy-responder, built once in TestMain.
 var responderBin string
-
-func buildResponder(root, dir string) error {
-	responderBin = filepath.Join(dir, "zmy-responder")
-	build := exec.Command("go", "build", "-o", responderBin, "./cmd/zmy-responder")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build zmy-responder: %v\n%s", err, out)
-	}
-	return nil
-}
 
 // daemonConfig writes the simulator's generated config with short test intervals.
 func daemonConfig(t *testing.T, s *simCluster, extra map[string]map[string]any) string {
@@ -83,7 +74,7 @@ type daemon struct {
 // startDaemon runs the daemon on the journal in storage; failpoint arms the test SIGKILL.
 func startDaemon(t *testing.T, cfgPath, storage, failpoint string) *daemon {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	d := &daemon{url: fmt.Sprintf("http://127.0.0.1:%d", port), exited: make(chan struct{})}
 	d.cmd = exec.Command(responderBin, "--config.file="+cfgPath, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
 		"--grpc.listen-address=", "--storage.path="+storage, "--log.level=warn")

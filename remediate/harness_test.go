@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/internal/sim"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // zmysimBin is the real bin/zmysim, built once for the package's tests.
@@ -40,16 +40,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	zmysimBin = filepath.Join(dir, "zmysim")
-	_, here, _, _ := runtime.Caller(0)
-	root := filepath.Dir(filepath.Dir(here))
+	responderBin = filepath.Join(dir, "zmy-responder")
 	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/zmysim", "./cmd/zmysimctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build zmysim: %v\n%s", err, out)
-		return 1
-	}
-	if err := buildResponder(root, dir); err != nil {
+	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl", "./cmd/zmy-responder"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -61,50 +54,19 @@ type simCluster struct {
 	name    string
 	admin   string
 	cfgPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *testenv.Sim
 }
 
 // startSim runs a simulated cluster and waits for its ready file; amURL goes into the
 // generated responder config.
 func startSim(t testing.TB, name string, nodes int, amURL string) *simCluster {
 	t.Helper()
-	dir := t.TempDir()
-	s := &simCluster{name: name, cfgPath: filepath.Join(dir, "responder.yml")}
-	ready := filepath.Join(dir, "ready.json")
-	args := []string{"run", "--cluster", name, "--nodes", fmt.Sprint(nodes), "--admin-address", "127.0.0.1:0",
-		"--write-rate", "200", "--election-delay", "100ms", "--responder-config", s.cfgPath,
-		"--ready-file", ready, "--log.level", "warn"}
+	args := []string{"--cluster", name, "--nodes", fmt.Sprint(nodes), "--write-rate", "200", "--election-delay", "100ms"}
 	if amURL != "" {
 		args = append(args, "--alertmanager-url", amURL)
 	}
-	s.cmd = exec.Command(zmysimBin, args...)
-	s.cmd.Stderr = os.Stderr
-	require.NoError(t, s.cmd.Start())
-	s.exited = make(chan struct{})
-	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(s.exited) }(s.cmd)
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if raw, err := os.ReadFile(ready); err == nil {
-			var info sim.ReadyInfo
-			require.NoError(t, json.Unmarshal(raw, &info))
-			s.admin = info.Admin
-			return s
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("zmysim run exited during start")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zmysim run: no ready file after 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := testenv.StartSim(t, zmysimBin, args...)
+	return &simCluster{name: name, admin: p.Admin, cfgPath: p.ResponderConfig, proc: p}
 }
 
 // zmysim runs a zmysim subcommand against this cluster's control API.

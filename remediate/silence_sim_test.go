@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // A silence on the cluster that we did not create means a human took over: the runbook stops
@@ -73,7 +74,7 @@ func TestManualSilenceBeforeContainment(t *testing.T) {
 // Alertmanager down never blocks containment: the create fails and is counted, containment
 // goes on, and the silence is created in the background once Alertmanager is back.
 func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	s := startSim(t, "mu", 5, url)
 	r := newRig(t, s, testConfig(t, s))
@@ -86,10 +87,7 @@ func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
 	require.Equal(t, "", currentSilence(inc).id)
 
 	// Alertmanager comes up on that address: the keeper creates the one silence.
-	am := &realAlertmanager{URL: url}
-	am.args = startAlertmanagerArgs(t, port)
-	am.start(t)
-	t.Cleanup(am.stop)
+	testenv.StartAlertmanager(t, port, blackholeConfig)
 	inc = r.waitFor(t, id, 15*time.Second, "silenced", func(inc *incident.Incident) bool {
 		return currentSilence(inc).id != ""
 	})

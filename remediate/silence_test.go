@@ -12,6 +12,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 func testSilencer(t *testing.T, url string) *silencer {
@@ -131,7 +132,7 @@ func TestForeignSilenceAgainstAlertmanager(t *testing.T) {
 }
 
 func TestSilencerAlertmanagerDown(t *testing.T) {
-	s := testSilencer(t, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	s := testSilencer(t, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)))
 	start := time.Now()
 	_, _, err := s.Create(t.Context(), testIncident("inc-000001", "alpha"), time.Now())
 	require.Error(t, err)

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/zmyorg/zmy-responder/dashboards"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/internal/stack"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 var binDir string
@@ -33,10 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/zmysim", "./cmd/zmy-responder")
-	build.Dir = repoRoot()
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmy-responder"); err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
 		os.Exit(1)
 	}
@@ -52,14 +49,8 @@ func repoRoot() string {
 
 func requireTools(t *testing.T) {
 	t.Helper()
-	for _, names := range [][]string{{"prometheus"}, {"prometheus-alertmanager", "alertmanager"}} {
-		if _, err := stack.LookPath(names...); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%v (make test installs it)", err)
-			}
-			t.Skipf("%v", err)
-		}
-	}
+	testenv.Binary(t, "prometheus")
+	testenv.Binary(t, "prometheus-alertmanager", "alertmanager")
 }
 
 func TestPartitionToRecoveryThroughPrometheusAndAlertmanager(t *testing.T) {

@@ -17,18 +17,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
 // buildZmysim builds cmd/zmysim into a temporary directory.
 func buildZmysim(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "zmysim")
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/zmyorg/zmy-responder/cmd/zmysim").CombinedOutput()
-	require.NoError(t, err, "go build zmysim: %s", out)
-	return bin
+	dir := t.TempDir()
+	require.NoError(t, testenv.Build(dir, "./cmd/zmysim"))
+	return filepath.Join(dir, "zmysim")
 }
 
 func runBin(t *testing.T, bin string, args ...string) (int, string, string) {

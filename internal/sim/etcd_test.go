@@ -2,49 +2,18 @@ package sim
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
-// startEtcd runs an embedded single-member etcd on free loopback ports.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	free := func() url.URL {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		return url.URL{Scheme: "http", Host: ln.Addr().String()}
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.Name = "sim-test"
-	client, peer := free(), free()
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peer.String())
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("embedded etcd not ready within 20s")
-	}
-	return client.String()
-}
-
 func TestEtcdLeaseKeys(t *testing.T) {
-	endpoint := startEtcd(t)
+	endpoint := testenv.StartEtcd(t)
 	c, err := Start(t.Context(), Options{Cluster: "lease", Nodes: 3, ElectionDelay: 100 * time.Millisecond,
 		EtcdEndpoints: []string{endpoint}, EtcdLeaseTTL: 2 * time.Second})
 	require.NoError(t, err)

@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // zmysimBin is bin/zmysim built from this module by TestMain; zmysimErr says why it is missing.
@@ -31,21 +31,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildZmysim runs `go build -o dir/zmysim ./cmd/zmysim` from the module root.
+// buildZmysim builds zmysim into dir from the module root.
 func buildZmysim(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(dir, "zmysim")
 	// zmysimctl, the lean stdlib-only ctl, is built too: the benchmark compares the two.
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/zmysim", "./cmd/zmysimctl")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/zmysim: %w\n%s", err, out)
+	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl"); err != nil {
+		return "", err
 	}
-	return bin, nil
+	return filepath.Join(dir, "zmysim"), nil
 }
 
 // simCluster is a running `zmysim run` and what its ready file says.
@@ -60,37 +52,18 @@ func startSim(t testing.TB) *simCluster {
 	t.Helper()
 	// The simulator is this repository's own code, so a failed build is a failure, never a skip.
 	require.NoError(t, zmysimErr)
-	ready := filepath.Join(t.TempDir(), "ready.json")
-	cmd := exec.Command(zmysimBin, "run", "--cluster", "t", "--nodes", "3", "--admin-address", "127.0.0.1:0",
-		"--ready-file", ready, "--election-delay", "100ms", "--log.level", "warn")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-
+	sim := testenv.StartSim(t, zmysimBin, "--cluster", "t", "--nodes", "3", "--election-delay", "100ms")
 	var info struct {
-		Admin string `json:"admin"`
 		Nodes []struct {
 			ID, Host, Admin, PeerAddr, GRPCAddr string
 			MetricsURL                          string `json:"metrics_url"`
 			HealthURL                           string `json:"health_url"`
 		} `json:"nodes"`
 	}
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(ready)
-		return err == nil && json.Unmarshal(b, &info) == nil
-	}, 15*time.Second, 20*time.Millisecond, "zmysim run wrote no ready file; stderr:\n%s", &stderr)
-	s := &simCluster{bin: zmysimBin, admin: info.Admin}
+	b, err := os.ReadFile(sim.ReadyFile)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &info), "ready file: %s", b)
+	s := &simCluster{bin: zmysimBin, admin: sim.Admin}
 	for _, n := range info.Nodes {
 		s.nodes = append(s.nodes, config.NodeConfig{ID: n.ID, Host: n.Host, Admin: n.Admin, MetricsURL: n.MetricsURL, HealthURL: n.HealthURL})
 	}

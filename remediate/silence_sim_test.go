@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -74,7 +75,20 @@ func TestManualSilenceBeforeContainment(t *testing.T) {
 // Alertmanager down never blocks containment: the create fails and is counted, containment
 // goes on, and the silence is created in the background once Alertmanager is back.
 func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
-	port := testenv.FreePort(t)
+	// Alertmanager is "down": its address is held by a listener that resets every connection,
+	// so no other test's server can take the port before Alertmanager starts on it.
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() {
+		for {
+			c, err := down.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	port := down.Addr().(*net.TCPAddr).Port
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	s := startSim(t, "mu", 5, url)
 	r := newRig(t, s, testConfig(t, s))
@@ -83,10 +97,13 @@ func TestAlertmanagerDownDoesNotBlockContainment(t *testing.T) {
 	id := r.fire(t)
 	inc := r.waitStep(t, id, incident.StepAwaitingRecovery, 30*time.Second)
 	require.NotNil(t, inc.ContainedAt, "contained without Alertmanager")
-	require.GreaterOrEqual(t, testutil.ToFloat64(r.e.m.silences.WithLabelValues(silenceFailed)), 1.0)
-	require.Equal(t, "", currentSilence(inc).id)
+	require.Equal(t, "", currentSilence(inc).id, "no silence while Alertmanager is down: %+v", inc.Silences)
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(r.e.m.silences.WithLabelValues(silenceFailed)) >= 1
+	}, 10*time.Second, 50*time.Millisecond, "failed silence attempts are counted")
 
 	// Alertmanager comes up on that address: the keeper creates the one silence.
+	require.NoError(t, down.Close())
 	testenv.StartAlertmanager(t, port, blackholeConfig)
 	inc = r.waitFor(t, id, 15*time.Second, "silenced", func(inc *incident.Incident) bool {
 		return currentSilence(inc).id != ""

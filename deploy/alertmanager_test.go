@@ -7,17 +7,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 func TestAlertmanagerConfigIsValid(t *testing.T) {
-	amtool := requireTool(t, "amtool", "prometheus-alertmanager")
+	amtool := testenv.Tool(t, "prometheus-alertmanager", "amtool")
 	mustRun(t, ".", amtool, "check-config", "alertmanager.yml")
 }
 
 // Routing as Alertmanager itself resolves it (`amtool config routes test`), for the labels the
 // rules put on each alert.
 func TestAlertmanagerRoutes(t *testing.T) {
-	amtool := requireTool(t, "amtool", "prometheus-alertmanager")
+	amtool := testenv.Tool(t, "prometheus-alertmanager", "amtool")
 	for _, tc := range []struct {
 		labels    []string
 		receivers string

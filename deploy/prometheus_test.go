@@ -8,12 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 	"github.com/zmyorg/zmy-responder/rules"
 )
 
 // promtool checks the configuration and, through rule_files, every rule file it loads.
 func TestPrometheusConfigIsValid(t *testing.T) {
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "prometheus", "promtool")
 	out := mustRun(t, ".", promtool, "check", "config", "prometheus.yml")
 	require.Contains(t, out, "SUCCESS")
 }

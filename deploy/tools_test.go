@@ -11,21 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// requireTool returns the path of a tool from one of the Debian packages `make test` installs:
-// without it the test is skipped on a developer machine and fails under CI.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found under CI: `make test` must install Debian's %s package", name, pkg)
-	}
-	t.Skipf("%s not found: install Debian's %s package (apt-get install %s) to run this test", name, pkg, pkg)
-	return ""
-}
-
 // optionalTool returns the path of a tool that only adds a check when present (systemd-analyze,
 // kubectl), or skips.
 func optionalTool(t *testing.T, name string) string {

@@ -14,12 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // startRedis runs the Debian redis-server on a free loopback port, without persistence.
 func startRedis(t *testing.T, extra ...string) string {
 	t.Helper()
-	bin := requireBinary(t, "redis-server", "redis-server")
+	bin := testenv.Binary(t, "redis-server")
 	addr := closedAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -13,29 +13,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // runbookBase is where every runbook_url points: a section of RUNBOOKS.md.
 const runbookBase = "https://github.com/zmyorg/zmy-responder/blob/main/rules/RUNBOOKS.md#"
 
-// requireTool returns the path of a tool the tests need. Without it the test is skipped on a
-// developer machine and fails under CI, where `make test` has installed it.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found under CI: `make test` must install Debian's %s package", name, pkg)
-	}
-	t.Skipf("%s not found: install Debian's %s package (apt-get install %s) to run this test", name, pkg, pkg)
-	return ""
-}
-
 // TestPromtool runs what rules/check.sh runs, so that `go test ./rules/...` covers it too.
 func TestPromtool(t *testing.T) {
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "prometheus", "promtool")
 	names, err := Names()
 	require.NoError(t, err)
 	tests, err := filepath.Glob("tests/*.yml")

@@ -39,10 +39,16 @@ func Build(dir string, pkgs ...string) error {
 	return nil
 }
 
-// Binary returns the path of the first of names found on PATH (names are alternatives, e.g.
-// Debian's prometheus-alertmanager and upstream's alertmanager). When none is installed the
-// test skips, unless CI is set: there `make test` has installed it and its absence is a failure.
+// Binary returns the path of the first of names on PATH, a tool from the Debian package of the
+// same name as names[0] that `make test` installs. Without it the test is skipped on a
+// developer machine and fails under CI.
 func Binary(t testing.TB, names ...string) string {
+	t.Helper()
+	return Tool(t, names[0], names...)
+}
+
+// Tool is Binary for a tool whose Debian package has another name (promtool is in prometheus).
+func Tool(t testing.TB, pkg string, names ...string) string {
 	t.Helper()
 	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
@@ -50,9 +56,9 @@ func Binary(t testing.TB, names ...string) string {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed (CI is set: `make test` must install it)", names[0])
+		t.Fatalf("%s is not installed (CI is set: `make test` must install Debian's %s package)", names[0], pkg)
 	}
-	t.Skipf("%s is not installed; `make test` installs it (apt-get install %s)", names[0], names[0])
+	t.Skipf("%s is not installed; `make test` installs it (apt-get install %s)", names[0], pkg)
 	return ""
 }
 

@@ -38,7 +38,12 @@ func run() int {
 	root, _ := os.Getwd()
 	bin, _ := filepath.Abs(*binDir)
 	err := demo.Run(ctx, demo.Options{RepoRoot: root, BinDir: bin, Dir: *dir, Timeout: *timeout, Keep: *keep}, os.Stdout)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Ctrl-C: the stack is already torn down; say so rather than print "context canceled".
+		fmt.Fprintln(os.Stderr, "zmy-demo: interrupted; every process it started is stopped")
+		return 130
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "zmy-demo:", err)
 		return 1
 	}

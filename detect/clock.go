@@ -12,12 +12,9 @@ import (
 // against the midpoint of the request (node clock − midpoint), which corrects for half the
 // round trip; the reading carries that half as its uncertainty. The fuse judges the readings.
 func ProbeClockOffset(ctx context.Context, t Target) Result {
-	if t.Node.MetricsURL == "" {
-		return Result{Status: StatusError, Reason: "node has no metrics_url configured"}
-	}
-	m, err := zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
-	if err != nil {
-		return Result{Status: StatusError, Err: err, Reason: fmt.Sprintf("node %s: %v", t.Node.ID, err)}
+	m, failed := scrapeNode(ctx, t)
+	if failed != nil {
+		return *failed
 	}
 	offset, half, ok := m.ClockOffset()
 	if !ok {

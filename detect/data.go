@@ -13,18 +13,28 @@ import (
 // check), plus heartbeats, sync lag and the node clock, which the threshold and network
 // judgement use.
 func ProbeDataPlane(ctx context.Context, t Target) Result {
-	if t.Node.MetricsURL == "" {
-		return Result{Status: StatusError, Reason: "node has no metrics_url configured"}
-	}
-	m, err := zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
-	if err != nil {
-		return Result{Status: StatusError, Err: err, Reason: fmt.Sprintf("node %s: %v", t.Node.ID, err)}
+	m, failed := scrapeNode(ctx, t)
+	if failed != nil {
+		return *failed
 	}
 	r := Result{Status: StatusOK, Raw: m.Raw, Data: m, Value: describeShards(m.Shards)}
 	if len(m.Shards) == 0 {
 		r.Status, r.Reason = StatusFail, "no shard applied index in /metrics"
 	}
 	return r
+}
+
+// scrapeNode reads the node's /metrics for the data-plane and clock probes; on failure it
+// returns the probe's error result.
+func scrapeNode(ctx context.Context, t Target) (*zmy.NodeMetrics, *Result) {
+	if t.Node.MetricsURL == "" {
+		return nil, &Result{Status: StatusError, Reason: "node has no metrics_url configured"}
+	}
+	m, err := zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
+	if err != nil {
+		return nil, &Result{Status: StatusError, Err: err, Reason: fmt.Sprintf("node %s: %v", t.Node.ID, err)}
+	}
+	return m, nil
 }
 
 // describeShards is "shards 1=120 2=98 …" in shard order.

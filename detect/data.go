@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
@@ -24,13 +25,19 @@ func ProbeDataPlane(ctx context.Context, t Target) Result {
 	return r
 }
 
-// scrapeNode reads the node's /metrics for the data-plane and clock probes; on failure it
-// returns the probe's error result.
+// scrapeNode reads the node's /metrics for the data-plane and clock probes, through the round's
+// shared scrape when there is one; on failure it returns the probe's error result.
 func scrapeNode(ctx context.Context, t Target) (*zmy.NodeMetrics, *Result) {
 	if t.Node.MetricsURL == "" {
 		return nil, &Result{Status: StatusError, Reason: "node has no metrics_url configured"}
 	}
-	m, err := zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
+	fetch := t.Metrics
+	if fetch == nil {
+		fetch = func(ctx context.Context) (*zmy.NodeMetrics, error) {
+			return zmy.Scrape(ctx, t.HTTP, t.Node.MetricsURL, t.MaxBytes)
+		}
+	}
+	m, err := fetch(ctx)
 	if err != nil {
 		return nil, &Result{Status: StatusError, Err: err, Reason: fmt.Sprintf("node %s: %v", t.Node.ID, err)}
 	}
@@ -51,4 +58,29 @@ func describeShards(shards map[string]uint64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", id, shards[id]))
 	}
 	return "shards " + strings.Join(parts, " ")
+}
+
+// sharedScrape returns a Target.Metrics that scrapes the node once, with fetch, on its first
+// call; every call waits for that one scrape or for its own ctx, whichever ends first.
+func sharedScrape(fetch func() (*zmy.NodeMetrics, error)) func(ctx context.Context) (*zmy.NodeMetrics, error) {
+	var (
+		once sync.Once
+		done = make(chan struct{})
+		m    *zmy.NodeMetrics
+		err  error
+	)
+	return func(ctx context.Context) (*zmy.NodeMetrics, error) {
+		once.Do(func() {
+			go func() {
+				defer close(done)
+				m, err = fetch()
+			}()
+		})
+		select {
+		case <-done:
+			return m, err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("scrape: %w", context.Cause(ctx))
+		}
+	}
 }

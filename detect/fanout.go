@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
 var (
@@ -24,7 +25,7 @@ var (
 // zmyctlProbes exec zmyctl through the driver.
 var zmyctlProbes = []string{ProbeControl, ProbeRaftState, ProbeNetcheck}
 
-// firstPhase is the two /metrics scrapes (data plane, clock), run on every node before anything
+// firstPhase is the /metrics probes (data plane, clock; they share one scrape), run on every node before anything
 // else: shard indexes that move with every write are then compared at nearly one instant, and
 // clock readings keep a small round trip, rather than both being spread over an exec storm.
 func firstPhase(probe string) bool { return probe == ProbeData || probe == ProbeClock }
@@ -45,10 +46,11 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 
 	// The breaker decides up front which nodes this round probes.
 	type round struct {
-		row   int
-		node  config.NodeConfig
-		names []string
-		done  func(error)
+		row     int
+		node    config.NodeConfig
+		names   []string
+		done    func(error)
+		metrics func(context.Context) (*zmy.NodeMetrics, error) // one /metrics scrape per node per round
 	}
 	var rounds []round
 	for i, n := range nodes {
@@ -64,7 +66,12 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 			}
 			continue
 		}
-		rounds = append(rounds, round{row: i, node: n, names: names, done: done})
+		metrics := sharedScrape(func() (*zmy.NodeMetrics, error) {
+			sctx, cancel := probeContext(pctx, cfg)
+			defer cancel()
+			return zmy.Scrape(sctx, p.http, n.MetricsURL, 0)
+		})
+		rounds = append(rounds, round{row: i, node: n, names: names, done: done, metrics: metrics})
 	}
 
 	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
@@ -87,7 +94,7 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 				col.started(rd.row)
 				var each sync.WaitGroup
 				for _, j := range js {
-					each.Go(func() { col.put(rd.row, j, p.probeOne(pctx, cs, cfg, rd.node, rd.names[j])) })
+					each.Go(func() { col.put(rd.row, j, p.probeOne(pctx, cs, cfg, rd.node, rd.names[j], rd.metrics)) })
 				}
 				each.Wait()
 			})
@@ -261,13 +268,14 @@ func silent(rs []Result) bool {
 }
 
 // probeOne runs one probe of a node within probe_timeout and ctx.
-func (p *Prober) probeOne(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, name string) Result {
+func (p *Prober) probeOne(ctx context.Context, cs *clusterState, cfg *config.Config, n config.NodeConfig, name string,
+	metrics func(context.Context) (*zmy.NodeMetrics, error)) Result {
 	if cs.driverErr != nil && usesZmyctl(name) {
 		return Result{Probe: name, Node: n.ID, Status: StatusError, Err: cs.driverErr, Reason: cs.driverErr.Error()}
 	}
 	pctx, cancel := probeContext(ctx, cfg)
 	defer cancel()
-	return run(pctx, name, Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http})
+	return run(pctx, name, Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http, Metrics: metrics})
 }
 
 func probeContext(ctx context.Context, cfg *config.Config) (context.Context, context.CancelFunc) {

@@ -69,6 +69,9 @@ type Target struct {
 	Redis config.RedisConfig
 	// MaxBytes caps what is read from a node's HTTP answers.
 	MaxBytes int64
+	// Metrics, when set, is the node's /metrics for this round: the data-plane and clock probes
+	// of one round share one scrape through it. Nil: each probe scrapes on its own.
+	Metrics func(ctx context.Context) (*zmy.NodeMetrics, error)
 }
 
 // Status is how a probe ended; it is the result label of probe_results_total.

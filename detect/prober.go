@@ -75,6 +75,9 @@ func NewProber(cfg *config.Config, opts Options) *Prober {
 	if p.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 4
+		// Uncompressed: a round scrapes every node, and gzip cost both ends more CPU than the
+		// bytes it saved (a node of a 200-node cluster serves ~19 KB of /metrics).
+		tr.DisableCompression = true
 		p.http = &http.Client{Transport: tr}
 	}
 	p.SetConfig(cfg)

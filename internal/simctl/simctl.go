@@ -1,16 +1,16 @@
 // Package simctl is the client half of `zmysim ctl`: it forwards a zmyctl command to a
-// simulated node's admin API and prints what the node answered. It imports nothing but the
-// standard library so that the lean `zmysimctl` binary starts in about a millisecond — the
-// driver execs it once per node and command, and process start-up dominated probe latency.
+// simulated node's admin API and prints what the node answered. It imports neither package net
+// nor anything outside the standard library, so that the lean, static `zmysimctl` binary starts
+// in about a millisecond: the driver execs it once per node and command, and process start-up
+// dominated probe latency (see post.go).
 package simctl
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -59,34 +59,28 @@ func Run(ctx context.Context, endpoint string, args []string, stdout, stderr io.
 	if endpoint == "" {
 		return fail(exitUsage, "--endpoint is required")
 	}
-	if !strings.Contains(endpoint, "://") {
-		endpoint = "http://" + endpoint
+	addr, err := parseEndpoint(endpoint)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	body, err := json.Marshal(Request{Args: args})
 	if err != nil {
 		return fail(exitError, "encode command: %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(endpoint, "/")+"/admin/v1/exec", bytes.NewReader(body))
-	if err != nil {
-		return fail(exitUsage, "bad endpoint %q: %v", endpoint, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: HTTPTimeout}
-	resp, err := client.Do(req)
-	if err != nil {
+	code, raw, err := post(ctx, addr, "/admin/v1/exec", body)
+	var unreachable *unreachableError
+	switch {
+	case errors.As(err, &unreachable):
 		return fail(exitUnreachable, "node unreachable: %v", err)
+	case err != nil:
+		return fail(exitError, "malformed answer from node: %v", err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return fail(exitUnreachable, "node unreachable: read answer: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	if code != 200 {
 		var e ErrorResponse
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 			return fail(exitError, "%s", e.Error)
 		}
-		return fail(exitError, "node answered %s", resp.Status)
+		return fail(exitError, "node answered HTTP %d", code)
 	}
 	var res Response
 	if err := json.Unmarshal(raw, &res); err != nil {

@@ -121,6 +121,48 @@ func TestScrapeOpenMetricsAndProtobuf(t *testing.T) {
 	}
 }
 
+func TestScrapeExcerptIsReadableTextWithTheVerdictFactsFirst(t *testing.T) {
+	// A node of a 300-node cluster, served in protobuf (what Scrape asks for first): its peer
+	// families alone exceed the excerpt cap, yet the excerpt is text and opens with the shards,
+	// then quorum, leader and term.
+	reg := prometheus.NewRegistry()
+	shards := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricShardLastApplied}, []string{"shard"})
+	rtt := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricPeerRTT}, []string{"peer"})
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricPeerUp}, []string{"peer"})
+	quorum := prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricQuorum})
+	term := prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricTerm})
+	reg.MustRegister(shards, rtt, up, quorum, term)
+	for i := range 4 {
+		shards.WithLabelValues(fmt.Sprint(i + 1)).Set(float64(1000 + i))
+	}
+	for i := range 300 {
+		rtt.WithLabelValues(fmt.Sprintf("n%d", i)).Set(0.001)
+		up.WithLabelValues(fmt.Sprintf("n%d", i)).Set(1)
+	}
+	quorum.Set(1)
+	term.Set(7)
+	var served string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		served = w.Header().Get("Content-Type")
+	}))
+	defer srv.Close()
+	m, err := Scrape(t.Context(), srv.Client(), srv.URL, 0)
+	require.NoError(t, err)
+	require.Contains(t, served, "application/vnd.google.protobuf", "protobuf negotiated")
+	require.Len(t, m.PeerUp, 300)
+	require.LessOrEqual(t, len(m.Raw), maxRawExcerpt+len("…\n"))
+	require.True(t, strings.HasPrefix(m.Raw, `zmy_shard_last_applied_index{shard="1"} 1000
+zmy_shard_last_applied_index{shard="2"} 1001
+zmy_shard_last_applied_index{shard="3"} 1002
+zmy_shard_last_applied_index{shard="4"} 1003
+zmy_quorum_up 1
+zmy_raft_term 7
+zmy_peer_heartbeat_rtt_seconds{peer="n0"} 0.001
+`), "got:\n%s", m.Raw[:300])
+	require.True(t, strings.HasSuffix(m.Raw, "…\n"), "capped")
+}
+
 func TestScrapeOversizedBodyIsAnError(t *testing.T) {
 	big := nodeExposition + strings.Repeat("# padding comment to push the body past the cap\n", 2000)
 	url := serve(t, "text/plain", big)

@@ -275,7 +275,7 @@ func (p *Prober) probeOne(ctx context.Context, cs *clusterState, cfg *config.Con
 	}
 	pctx, cancel := probeContext(ctx, cfg)
 	defer cancel()
-	return run(pctx, name, Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http, Metrics: metrics})
+	return run(pctx, name, Target{Cluster: &cs.cfg, Node: n, Zmyctl: cs.driver, HTTP: p.http, Metrics: metrics, GRPC: &p.grpc})
 }
 
 func probeContext(ctx context.Context, cfg *config.Config) (context.Context, context.CancelFunc) {

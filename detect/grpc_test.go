@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,4 +77,67 @@ func TestProbeGRPCHealthHonoursDeadline(t *testing.T) {
 	require.Contains(t, r.Reason, "DeadlineExceeded")
 	require.Less(t, took, time.Second)
 	require.GreaterOrEqual(t, took, 250*time.Millisecond)
+}
+
+// countingListener counts the connections a server accepted.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+func serveHealth(t *testing.T, addr string) (*grpc.Server, *countingListener) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	cl := &countingListener{Listener: l}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go func() { _ = srv.Serve(cl) }()
+	return srv, cl
+}
+
+func TestGRPCPoolKeepsOneConnectionAndFollowsTheNode(t *testing.T) {
+	srv, l := serveHealth(t, "127.0.0.1:0")
+	addr := l.Addr().String()
+	var pool GRPCPool
+	defer pool.Close()
+	target := Target{Node: config.NodeConfig{ID: "n1", GRPCAddr: addr}, GRPC: &pool}
+	for range 5 {
+		r := run(t.Context(), ProbeGRPC, target)
+		require.Equal(t, StatusOK, r.Status, r.Reason)
+	}
+	require.Equal(t, int32(1), l.accepted.Load(), "five checks, one connection")
+
+	// The node dies: the kept connection fails the check at once, not at the deadline.
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	r := run(ctx, ProbeGRPC, target)
+	require.Equal(t, StatusError, r.Status)
+	require.Contains(t, r.Reason, "Unavailable")
+	require.Less(t, time.Since(start), 2*time.Second)
+
+	// It comes back on the same address: healthy again within the reconnection backoff.
+	srv2, _ := serveHealth(t, addr)
+	defer srv2.Stop()
+	require.Eventually(t, func() bool {
+		return run(t.Context(), ProbeGRPC, target).Status == StatusOK
+	}, 3*grpcMaxBackoff+time.Second, 50*time.Millisecond)
+
+	// Dropped from the config: Retain closes the connection, and a closed pool still works.
+	pool.Retain(func(string) bool { return false })
+	require.Empty(t, pool.conns)
+	pool.Close()
+	r = run(t.Context(), ProbeGRPC, target)
+	require.Equal(t, StatusOK, r.Status, r.Reason)
+	require.Empty(t, pool.conns, "a closed pool keeps nothing")
 }

@@ -72,6 +72,8 @@ type Target struct {
 	// Metrics, when set, is the node's /metrics for this round: the data-plane and clock probes
 	// of one round share one scrape through it. Nil: each probe scrapes on its own.
 	Metrics func(ctx context.Context) (*zmy.NodeMetrics, error)
+	// GRPC keeps the gRPC health probe's connections across rounds; nil dials one per check.
+	GRPC *GRPCPool
 }
 
 // Status is how a probe ended; it is the result label of probe_results_total.

@@ -33,6 +33,7 @@ type Prober struct {
 	now     func() time.Time
 	reg     prometheus.Registerer
 	metrics *metrics
+	grpc    GRPCPool // gRPC health connections, one per node address, kept across rounds
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -117,6 +118,16 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 		}
 		next[c.Name] = cs
 	}
+	p.grpc.Retain(func(addr string) bool {
+		for _, c := range cfg.Clusters {
+			for _, n := range c.Nodes {
+				if n.GRPCAddr == addr {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	p.metrics.setClusters(p.cfg, cfg)
 	p.cfg, p.clusters = cfg, next
 	for _, cs := range next {
@@ -127,6 +138,10 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 	default:
 	}
 }
+
+// Close releases the connections the prober keeps to nodes. A round still running, or one
+// started later, dials what it needs and closes it afterwards.
+func (p *Prober) Close() { p.grpc.Close() }
 
 // state returns the current config and the named cluster's state.
 func (p *Prober) state(name string) (*config.Config, *clusterState, error) {

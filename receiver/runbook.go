@@ -34,6 +34,7 @@ func DefaultRunbook(cfg *config.Config, j *incident.Journal, reg prometheus.Regi
 		return nil, nil, err
 	}
 	loop := func(ctx context.Context) error {
+		defer p.Close()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { p.Run(gctx); return nil })
 		g.Go(func() error { return e.Run(gctx) })

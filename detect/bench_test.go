@@ -12,12 +12,15 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
 // BenchmarkConfirm measures verdict latency on loopback against the real simulator: every node
-// probed (zmyctl status, raft state and netcheck exec'd through `zmysim ctl`, /metrics scraped
-// twice, peer port dialled, /healthz and gRPC health), then decide(). Reported: p50 and p99 of
-// one Confirm, in milliseconds. Run with: go test -run '^$' -bench BenchmarkConfirm -benchtime 30x ./detect/
+// probed (zmyctl status and netcheck exec'd through the simulator's lean zmysimctl, /metrics
+// scraped once, peer port dialled, /healthz and gRPC health), then decide(). Reported: p50 and
+// p99 of one Confirm, in milliseconds, and the CPU each verdict cost the responder, the zmyctl
+// processes and the simulator (all three share the machine's cores).
+// Run with: go test -run '^$' -bench BenchmarkConfirm -benchtime 30x ./detect/
 func BenchmarkConfirm(b *testing.B) {
 	for _, nodes := range []int{5, 50, 200} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
@@ -39,6 +42,8 @@ func BenchmarkConfirm(b *testing.B) {
 			}
 			lat := make([]time.Duration, 0, b.N)
 			missed := 0
+			self0, children0 := testenv.CPU()
+			sim0, simErr := s.sim.CPU()
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
@@ -53,6 +58,17 @@ func BenchmarkConfirm(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			self1, children1 := testenv.CPU()
+			sim1, err := s.sim.CPU()
+			if simErr != nil || err != nil {
+				b.Fatal("simulator CPU: ", simErr, err)
+			}
+			// Where the time went, per verdict: the prober (this process), the zmyctl processes
+			// it ran (reaped children), and the simulated nodes answering.
+			perOp := func(d time.Duration) float64 { return ms(d) / float64(b.N) }
+			b.ReportMetric(perOp(self1-self0), "responder-cpu-ms/op")
+			b.ReportMetric(perOp(children1-children0), "zmyctl-cpu-ms/op")
+			b.ReportMetric(perOp(sim1-sim0), "sim-cpu-ms/op")
 			slices.Sort(lat)
 			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
 			b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99-ms")

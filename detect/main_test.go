@@ -46,6 +46,7 @@ func testMain(m *testing.M) int {
 // simCluster is a running `zmysim run` and the responder config it wrote.
 type simCluster struct {
 	t     testing.TB
+	sim   *testenv.Sim
 	admin string
 	cfg   *config.Config
 	name  string
@@ -58,7 +59,7 @@ func startSim(t testing.TB, nodes int, extra ...string) *simCluster {
 	s := testenv.StartSim(t, zmysimBin, args...)
 	cfg, err := config.Load(s.ResponderConfig)
 	require.NoError(t, err, "the simulator's responder config must load")
-	return &simCluster{t: t, admin: s.Admin, cfg: cfg, name: cfg.Clusters[0].Name}
+	return &simCluster{t: t, sim: s, admin: s.Admin, cfg: cfg, name: cfg.Clusters[0].Name}
 }
 
 // fault injects a fault through `zmysim fault`.

@@ -138,11 +138,14 @@ type ClusterConfig struct {
 	Name string `yaml:"name"`
 	// Zmyctl is the argv template run per node (text/template over {.Node, .Cluster}), e.g.
 	// ["zmyctl","--endpoint","{{.Node.Admin}}"] or ["ssh","{{.Node.Host}}","zmyctl"].
-	Zmyctl         []string       `yaml:"zmyctl"`
-	CommandTimeout model.Duration `yaml:"command_timeout"` // overrides remediation.command_timeout
-	Nodes          []NodeConfig   `yaml:"nodes"`
-	Etcd           *EtcdConfig    `yaml:"etcd,omitempty"`
-	Redis          []RedisConfig  `yaml:"redis,omitempty"`
+	Zmyctl []string `yaml:"zmyctl"`
+	// ZmyctlEnv is added to the responder's own environment for every zmyctl process, e.g.
+	// {KUBECONFIG: /etc/zmy/kubeconfig} for a kubectl-exec template.
+	ZmyctlEnv      map[string]string `yaml:"zmyctl_env,omitempty"`
+	CommandTimeout model.Duration    `yaml:"command_timeout"` // overrides remediation.command_timeout
+	Nodes          []NodeConfig      `yaml:"nodes"`
+	Etcd           *EtcdConfig       `yaml:"etcd,omitempty"`
+	Redis          []RedisConfig     `yaml:"redis,omitempty"`
 	// Per-cluster overrides; nil means the global value.
 	DryRun          *bool          `yaml:"dry_run,omitempty"`
 	RequireApproval *bool          `yaml:"require_approval,omitempty"`

@@ -83,6 +83,7 @@ func TestLoadErrors(t *testing.T) {
 			`clusters[0].nodes[0].admin: is required: the zmyctl template uses {{.Node.Admin}}`,
 		}},
 		{"bad_template.yml", []string{`line 3: clusters[0].zmyctl:`, `can't evaluate field Adress`}},
+		{"bad_zmyctl_env.yml", []string{`line 4: clusters[0].zmyctl_env: "NOT A NAME" is not an environment variable name`}},
 		{"unparsable_template.yml", []string{`line 3: clusters[0].zmyctl: zmyctl[2] "{{.Node.Admin": `}},
 		{"bad_bounds.yml", []string{
 			`line 2: detection.root_cause_partition_score: must be between 0 and 1, got 1.5`,

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -94,6 +96,9 @@ func at(base []any, more ...any) []any {
 
 // clusterNameRE keeps cluster names usable as one URL path segment and as a metric label value.
 var clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]*$`)
+
+// envNameRE is a portable environment variable name.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (c *Config) validate(doc *yaml.Node) error {
 	p := &problems{doc: doc}
@@ -255,6 +260,11 @@ func (c *ClusterConfig) validate(p *problems, base []any) {
 		p.add(at(base, "zmyctl"), "%v", err)
 	} else if uses, err = templateUses(ts); err != nil {
 		p.add(at(base, "zmyctl"), "%v (fields: .Node.ID .Node.Host .Node.Admin … and .Cluster)", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.ZmyctlEnv)) {
+		if !envNameRE.MatchString(k) {
+			p.add(at(base, "zmyctl_env"), "%q is not an environment variable name (%s)", k, envNameRE)
+		}
 	}
 	if c.CommandTimeout < 0 {
 		p.add(at(base, "command_timeout"), "must not be negative")

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -86,6 +89,7 @@ type Driver struct {
 	maxOutput  int64
 	waitDelay  time.Duration
 	textOutput bool
+	env        []string // the responder's environment plus the cluster's zmyctl_env; nil: inherit
 	metrics    *driverMetrics
 }
 
@@ -119,6 +123,12 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 	}
 	if d.waitDelay <= 0 {
 		d.waitDelay = DefaultWaitDelay
+	}
+	if len(cluster.ZmyctlEnv) > 0 {
+		d.env = os.Environ()
+		for _, k := range slices.Sorted(maps.Keys(cluster.ZmyctlEnv)) {
+			d.env = append(d.env, k+"="+cluster.ZmyctlEnv[k]) // later entries win in os/exec
+		}
 	}
 	for i, elem := range cluster.Zmyctl {
 		t, err := template.New(fmt.Sprintf("zmyctl[%d]", i)).Option("missingkey=error").Parse(elem)
@@ -189,6 +199,7 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	startInGroup(cmd)
+	cmd.Env = d.env
 	cmd.WaitDelay = d.waitDelay
 	stdout, stderr := &cappedBuffer{max: d.maxOutput}, &cappedBuffer{max: d.maxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -367,3 +367,19 @@ func TestCommandName(t *testing.T) {
 		require.Equal(t, want, commandName(strings.Fields(args)), args)
 	}
 }
+
+func TestZmyctlEnvIsAddedToTheResponderEnvironment(t *testing.T) {
+	t.Setenv("ZMY_TEST_INHERITED", "from-responder")
+	t.Setenv("ZMY_TEST_OVERRIDDEN", "from-responder")
+	cluster := config.ClusterConfig{
+		Name:   "c1",
+		Zmyctl: []string{fakeZmyctl(t, `echo "$ZMY_TEST_INHERITED $ZMY_TEST_OVERRIDDEN $ZMY_TEST_ADDED" >&2; exit 1`)},
+		ZmyctlEnv: map[string]string{"ZMY_TEST_OVERRIDDEN": "from-config", "ZMY_TEST_ADDED": "added"},
+		Nodes:     []config.NodeConfig{testNode},
+	}
+	d, err := NewDriver(cluster, DriverOptions{})
+	require.NoError(t, err)
+	_, res, err := d.Status(t.Context(), testNode)
+	require.Error(t, err)
+	require.Equal(t, "from-responder from-config added\n", res.Stderr)
+}

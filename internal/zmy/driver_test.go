@@ -372,8 +372,8 @@ func TestZmyctlEnvIsAddedToTheResponderEnvironment(t *testing.T) {
 	t.Setenv("ZMY_TEST_INHERITED", "from-responder")
 	t.Setenv("ZMY_TEST_OVERRIDDEN", "from-responder")
 	cluster := config.ClusterConfig{
-		Name:   "c1",
-		Zmyctl: []string{fakeZmyctl(t, `echo "$ZMY_TEST_INHERITED $ZMY_TEST_OVERRIDDEN $ZMY_TEST_ADDED" >&2; exit 1`)},
+		Name:      "c1",
+		Zmyctl:    []string{fakeZmyctl(t, `echo "$ZMY_TEST_INHERITED $ZMY_TEST_OVERRIDDEN $ZMY_TEST_ADDED" >&2; exit 1`)},
 		ZmyctlEnv: map[string]string{"ZMY_TEST_OVERRIDDEN": "from-config", "ZMY_TEST_ADDED": "added"},
 		Nodes:     []config.NodeConfig{testNode},
 	}

@@ -27,22 +27,9 @@ import (
 // binDir holds bin/zmysim and bin/zmy-responder, built once by TestMain from this checkout.
 var binDir string
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "zmy-dashboards-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dashboards: temp dir for binaries:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmy-responder"); err != nil {
-		fmt.Fprintf(os.Stderr, "dashboards: %v\n", err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, func(dir string) { binDir = dir },
+		"./cmd/zmysim", "./cmd/zmysimctl", "./cmd/zmy-responder"))
 }
 
 // TestEveryMetricExists starts a simulated 3-node cluster and the responder configured for it,

@@ -23,24 +23,11 @@ import (
 // zmysimBin is the simulator built once for the package's scenario tests.
 var zmysimBin string
 
+// TestMain builds zmysim, and zmysimctl beside it so that the generated config uses the lean
+// ctl, as `make build` does.
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "detect-zmysim-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir for zmysim:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	zmysimBin = filepath.Join(dir, "zmysim")
-	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
-	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl"); err != nil {
-		fmt.Fprintf(os.Stderr, "build zmysim for the scenario tests: %v\n", err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, func(dir string) { zmysimBin = filepath.Join(dir, "zmysim") },
+		"./cmd/zmysim", "./cmd/zmysimctl"))
 }
 
 // simCluster is a running `zmysim run` and the responder config it wrote.

@@ -1,6 +1,7 @@
 package remediate
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -58,16 +59,20 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *testenv.Al
 	startsAt := time.Now().Add(time.Duration(i) * time.Second)
 	// The daemon may die before it answers (the alert is journaled before the runbook is
 	// kicked): then, like Alertmanager, send it again after the restart.
-	code, _, err := d.tryWebhook(s.name, "firing", "am-0", startsAt)
+	code, body, err := d.tryWebhook(s.name, "firing", "am-0", startsAt)
 	resend := err != nil || code != http.StatusOK
+	delivery := fmt.Sprintf("webhook answered %d %q, err %v", code, body, err)
 	healed := false
 	// Until the failpoint kills it, heal once containment is done so the gate can open.
 	var last *incident.Incident
+	var seen string // what the API said last, for the failure message
 	for deadline := time.Now().Add(45 * time.Second); ; {
 		select {
 		case <-d.exited:
 		case <-time.After(50 * time.Millisecond):
-			if inc := latest(d); inc != nil && inc.OpenedAt.After(pointStart) {
+			inc, err := latestOrErr(d)
+			seen = fmt.Sprintf("latest incident %s opened %v (point started %v), err %v", idOf(inc), openedAt(inc), pointStart, err)
+			if inc != nil && inc.OpenedAt.After(pointStart) {
 				last = inc
 				if inc.Step == incident.StepAwaitingRecovery && !healed {
 					s.fault(t, "heal")
@@ -77,7 +82,8 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *testenv.Al
 			if last != nil && !last.Open() {
 				t.Fatalf("incident %s closed (%s: %s) before failpoint %s", last.ID, last.Outcome, last.Reason, point)
 			}
-			require.True(t, time.Now().Before(deadline), "failpoint %s not reached in 45s (last step %v)", point, last)
+			require.True(t, time.Now().Before(deadline), "failpoint %s not reached in 45s (last step %v); %s; %s",
+				point, stepOf(last), delivery, seen)
 			continue
 		}
 		break
@@ -125,24 +131,54 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *testenv.Al
 
 // latest is the newest incident the daemon knows, or nil if it does not answer.
 func latest(d *daemon) *incident.Incident {
+	inc, _ := latestOrErr(d)
+	return inc
+}
+
+// latestOrErr is the daemon's newest incident, or why there is none.
+func latestOrErr(d *daemon) (*incident.Incident, error) {
 	select {
 	case <-d.exited:
-		return nil
+		return nil, errors.New("daemon exited")
 	default:
 	}
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(d.url + "/api/v1/incidents")
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var out struct {
 		Incidents []*incident.Incident `json:"incidents"`
 	}
-	if jsonDecode(resp, &out) != nil || len(out.Incidents) == 0 {
-		return nil
+	if err := jsonDecode(resp, &out); err != nil {
+		return nil, err
 	}
-	return out.Incidents[0]
+	if len(out.Incidents) == 0 {
+		return nil, errors.New("no incidents")
+	}
+	return out.Incidents[0], nil
+}
+
+func idOf(inc *incident.Incident) string {
+	if inc == nil {
+		return "<none>"
+	}
+	return inc.ID
+}
+
+func openedAt(inc *incident.Incident) any {
+	if inc == nil {
+		return "-"
+	}
+	return inc.OpenedAt
+}
+
+func stepOf(inc *incident.Incident) any {
+	if inc == nil {
+		return "<none>"
+	}
+	return inc.Step
 }
 
 // requireSOPOrderAfterCrash is requireSOPOrder for a remediation interrupted by a crash: a

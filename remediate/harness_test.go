@@ -28,25 +28,12 @@ import (
 // zmysimBin is the real bin/zmysim, built once for the package's tests.
 var zmysimBin string
 
+// TestMain builds zmysim (with zmysimctl beside it, so that the generated config uses the lean
+// ctl, as `make build` does) and the daemon.
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "remediate-test-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	zmysimBin = filepath.Join(dir, "zmysim")
-	responderBin = filepath.Join(dir, "zmy-responder")
-	// zmysimctl beside zmysim makes the generated config use the lean ctl, as `make build` does.
-	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl", "./cmd/zmy-responder"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.Main(m, func(dir string) {
+		zmysimBin, responderBin = filepath.Join(dir, "zmysim"), filepath.Join(dir, "zmy-responder")
+	}, "./cmd/zmysim", "./cmd/zmysimctl", "./cmd/zmy-responder"))
 }
 
 // simCluster is one `zmysim run` process.

@@ -26,20 +26,10 @@ import (
 
 var binDir string
 
+// TestMain builds the binaries as `make build` does, zmysimctl included.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "zmy-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmy-responder"); err != nil {
-		fmt.Fprintln(os.Stderr, "build binaries:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.Main(m, func(dir string) { binDir = dir },
+		"./cmd/zmysim", "./cmd/zmysimctl", "./cmd/zmy-responder"))
 }
 
 func repoRoot() string {

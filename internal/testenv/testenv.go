@@ -39,6 +39,28 @@ func Build(dir string, pkgs ...string) error {
 	return nil
 }
 
+// Main is a package's TestMain: it builds pkgs (module paths such as "./cmd/zmysim") into a fresh
+// temporary directory, hands the directory to ready, runs the tests, removes the directory and
+// returns the exit code for os.Exit. A failed build fails the package with the build's output.
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(testenv.Main(m, func(dir string) { binDir = dir }, "./cmd/zmysim", "./cmd/zmysimctl"))
+//	}
+func Main(m *testing.M, ready func(dir string), pkgs ...string) int {
+	dir, err := os.MkdirTemp("", "zmy-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: temp dir for binaries:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := Build(dir, pkgs...); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1
+	}
+	ready(dir)
+	return m.Run()
+}
+
 // Binary returns the path of the first of names on PATH, a tool from the Debian package of the
 // same name as names[0] that `make test` installs. Without it the test is skipped on a
 // developer machine and fails under CI.

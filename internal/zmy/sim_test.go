@@ -16,28 +16,13 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
-// zmysimBin is bin/zmysim built from this module by TestMain; zmysimErr says why it is missing.
-var zmysimBin, zmysimErr = "", error(nil)
+// zmysimBin is bin/zmysim built from this module by TestMain.
+var zmysimBin string
 
+// TestMain builds zmysim, and zmysimctl, the lean ctl, which the benchmark compares with it.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "zmy-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		os.Exit(1)
-	}
-	zmysimBin, zmysimErr = buildZmysim(dir)
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// buildZmysim builds zmysim into dir from the module root.
-func buildZmysim(dir string) (string, error) {
-	// zmysimctl, the lean stdlib-only ctl, is built too: the benchmark compares the two.
-	if err := testenv.Build(dir, "./cmd/zmysim", "./cmd/zmysimctl"); err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "zmysim"), nil
+	os.Exit(testenv.Main(m, func(dir string) { zmysimBin = filepath.Join(dir, "zmysim") },
+		"./cmd/zmysim", "./cmd/zmysimctl"))
 }
 
 // simCluster is a running `zmysim run` and what its ready file says.
@@ -51,7 +36,6 @@ type simCluster struct {
 func startSim(t testing.TB) *simCluster {
 	t.Helper()
 	// The simulator is this repository's own code, so a failed build is a failure, never a skip.
-	require.NoError(t, zmysimErr)
 	sim := testenv.StartSim(t, zmysimBin, "--cluster", "t", "--nodes", "3", "--election-delay", "100ms")
 	var info struct {
 		Nodes []struct {

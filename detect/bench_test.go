@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"testing"
@@ -22,6 +23,8 @@ import (
 // processes and the simulator (all three share the machine's cores).
 // Run with: go test -run '^$' -bench BenchmarkConfirm -benchtime 30x ./detect/
 func BenchmarkConfirm(b *testing.B) {
+	// The daemon runs with GOGC=400 (cmd/zmy-responder); measure the prober as it runs there.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	for _, nodes := range []int{5, 50, 200} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
 			s := startSim(b, nodes)

@@ -25,9 +25,10 @@ var (
 // zmyctlProbes exec zmyctl through the driver.
 var zmyctlProbes = []string{ProbeControl, ProbeRaftState, ProbeNetcheck}
 
-// firstPhase is the /metrics probes (data plane, clock; they share one scrape), run on every node before anything
-// else: shard indexes that move with every write are then compared at nearly one instant, and
-// clock readings keep a small round trip, rather than both being spread over an exec storm.
+// firstPhase is the /metrics probes (data plane and clock, which share one scrape), run on every
+// node before anything else: shard indexes that move with every write are then compared at
+// nearly one instant, and clock readings keep a small round trip, rather than both being spread
+// over an exec storm.
 func firstPhase(probe string) bool { return probe == ProbeData || probe == ProbeClock }
 
 func usesZmyctl(probe string) bool { return slices.Contains(zmyctlProbes, probe) }

@@ -2,7 +2,13 @@ package detect
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +19,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
 func staticConfig(clusters ...config.ClusterConfig) *config.Config {
@@ -167,4 +174,65 @@ func eventually(t *testing.T, cond func() bool, what string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// One round scrapes each node's /metrics once: the data-plane and clock probes share it, and
+// the request asks for no compression (loopback scrapes of every node, every round).
+func TestRoundScrapesEachNodeOnce(t *testing.T) {
+	var mu sync.Mutex
+	hits := map[string]int{}
+	var gzipAsked atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			gzipAsked.Store(true)
+		}
+		fmt.Fprintf(w, "zmy_shard_last_applied_index{shard=\"1\"} 10\nzmy_node_clock_seconds %.3f\n",
+			float64(time.Now().UnixMilli())/1000)
+	}))
+	defer srv.Close()
+	c := staticCluster("a", "n1", "n2", "n3")
+	c.Zmyctl = []string{"/bin/false"}
+	for i := range c.Nodes {
+		c.Nodes[i].MetricsURL = srv.URL + "/" + c.Nodes[i].ID + "/metrics"
+	}
+	p := NewProber(staticConfig(c), Options{})
+	defer p.Close()
+	v, err := p.Confirm(t.Context(), "a")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"/n1/metrics": 1, "/n2/metrics": 1, "/n3/metrics": 1}, hits)
+	require.False(t, gzipAsked.Load())
+	answered := map[string]int{}
+	for _, e := range v.Evidence {
+		if (e.Probe == ProbeData || e.Probe == ProbeClock) && e.OK {
+			answered[e.Probe]++
+		}
+	}
+	require.Equal(t, map[string]int{ProbeData: 3, ProbeClock: 3}, answered, "both probes read the one scrape")
+}
+
+func TestSharedScrapeHonoursEachCallersDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	calls := atomic.Int32{}
+	get := sharedScrape(func() (*zmy.NodeMetrics, error) {
+		calls.Add(1)
+		<-release // a node that never answers
+		return nil, errors.New("released")
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			_, err := get(ctx)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		})
+	}
+	wg.Wait()
+	require.Less(t, time.Since(start), time.Second)
+	require.Equal(t, int32(1), calls.Load(), "one scrape for both callers")
 }

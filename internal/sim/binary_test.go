@@ -200,3 +200,22 @@ func TestResponderConfigWithEtcd(t *testing.T) {
 	_, err = c.ResponderConfig(ResponderConfigOptions{})
 	require.Error(t, err)
 }
+
+// TestResponderConfigPrefersTheLeanCtl: with zmysimctl beside zmysim the config runs it, on one
+// thread (GOMAXPROCS=1 through zmyctl_env), and the responder's loader accepts that.
+func TestResponderConfigPrefersTheLeanCtl(t *testing.T) {
+	c, err := Start(t.Context(), Options{Cluster: "lean", Nodes: 3})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	dir := t.TempDir()
+	for _, name := range []string{"zmysim", "zmysimctl"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), 0o755))
+	}
+	raw, err := c.ResponderConfig(ResponderConfigOptions{Zmysim: filepath.Join(dir, "zmysim")})
+	require.NoError(t, err)
+	cfg, err := config.LoadBytes(raw)
+	require.NoError(t, err, "%s", raw)
+	cl := cfg.Clusters[0]
+	require.Equal(t, []string{filepath.Join(dir, "zmysimctl"), "--endpoint", "{{.Node.Admin}}"}, cl.Zmyctl)
+	require.Equal(t, map[string]string{"GOMAXPROCS": "1"}, cl.ZmyctlEnv)
+}

@@ -1,12 +1,11 @@
 package detect
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
 const namespace = "zmy_responder"
@@ -79,13 +78,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // same registry (tests and reloads build several). Any other registration error is a programming
 // error and panics, as MustRegister would.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+	c, err := promreg.Register(reg, c)
+	if err != nil {
 		panic(err)
 	}
 	return c

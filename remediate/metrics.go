@@ -1,13 +1,13 @@
 package remediate
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
 // Step results, the values of steps_total{result}.
@@ -134,13 +134,8 @@ func (m *metrics) setStep(cluster string, step incident.Step) {
 // register registers c, or returns the identical collector registered before (an engine rebuilt
 // on the same registry keeps counting into the same series).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
+	c, err := promreg.Register(reg, c)
+	if err != nil {
 		return c, fmt.Errorf("register remediation metrics: %w", err)
 	}
 	return c, nil

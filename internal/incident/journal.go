@@ -3,7 +3,6 @@ package incident
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
 // FileName is the journal's file inside --storage.path.
@@ -110,14 +111,10 @@ func Open(path string, opts Options) (*Journal, error) {
 		Buckets:   []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
 	})
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(j.writeDu); err != nil {
-			// A journal reopened in the same process (tests, restarts in place) keeps the series.
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				_ = db.Close()
-				return nil, fmt.Errorf("register journal metrics: %w", err)
-			}
-			j.writeDu = are.ExistingCollector.(prometheus.Histogram)
+		// A journal reopened in the same process (tests, restarts in place) keeps the series.
+		if j.writeDu, err = promreg.Register(opts.Registerer, j.writeDu); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("register journal metrics: %w", err)
 		}
 	}
 	j.logger.Debug("journal opened", "path", path)

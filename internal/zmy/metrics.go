@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
 // Results of the commands_total counter.
@@ -36,10 +38,10 @@ func newDriverMetrics(reg prometheus.Registerer) (*driverMetrics, error) {
 	}
 	if reg != nil {
 		var err error
-		if m.commands, err = register(reg, m.commands); err != nil {
+		if m.commands, err = promreg.Register(reg, m.commands); err != nil {
 			return nil, err
 		}
-		if m.duration, err = register(reg, m.duration); err != nil {
+		if m.duration, err = promreg.Register(reg, m.duration); err != nil {
 			return nil, err
 		}
 	}
@@ -50,20 +52,6 @@ func newDriverMetrics(reg prometheus.Registerer) (*driverMetrics, error) {
 		m.duration.WithLabelValues(c)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the identical collector a previous Driver registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 // observe counts one command. A call that never got as far as exec (res == nil) is not timed.

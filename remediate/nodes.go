@@ -86,38 +86,38 @@ func (sc *stageCtx) each(ctx context.Context, nodes []config.NodeConfig, p prior
 
 // raftStates asks every node for its raft state; unknown states are absent from the map.
 func (sc *stageCtx) raftStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]string, map[string]error) {
-	var mu sync.Mutex
-	states := map[string]string{}
-	errs := sc.each(ctx, nodes, p, func(ctx context.Context, n config.NodeConfig) error {
+	return readEach(ctx, sc, nodes, p, func(ctx context.Context, n config.NodeConfig) (string, *zmy.Result, error) {
 		st, res, err := sc.drv.RaftState(ctx, n)
-		sc.record(res, err)
 		if err != nil {
-			return err
+			return "", res, err
 		}
-		mu.Lock()
-		states[n.ID] = st.RaftState
-		mu.Unlock()
-		return nil
+		return st.RaftState, res, nil
 	})
-	return states, errs
 }
 
 // snapshotLists reads every node's snapshots.
 func (sc *stageCtx) snapshotLists(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string][]zmy.Snapshot, map[string]error) {
+	return readEach(ctx, sc, nodes, p, sc.drv.SnapshotList)
+}
+
+// readEach runs a read command on every node (as each does), records every run, and returns
+// the answers of the nodes that gave one, and the errors of the others.
+func readEach[T any](ctx context.Context, sc *stageCtx, nodes []config.NodeConfig, p priority,
+	read func(context.Context, config.NodeConfig) (T, *zmy.Result, error)) (map[string]T, map[string]error) {
 	var mu sync.Mutex
-	lists := map[string][]zmy.Snapshot{}
+	out := map[string]T{}
 	errs := sc.each(ctx, nodes, p, func(ctx context.Context, n config.NodeConfig) error {
-		l, res, err := sc.drv.SnapshotList(ctx, n)
+		v, res, err := read(ctx, n)
 		sc.record(res, err)
 		if err != nil {
 			return err
 		}
 		mu.Lock()
-		lists[n.ID] = l
+		out[n.ID] = v
 		mu.Unlock()
 		return nil
 	})
-	return lists, errs
+	return out, errs
 }
 
 // describe lists nodes with their errors, in node order, for reasons and notes.

@@ -262,24 +262,24 @@ func label(m *dto.Metric, name string) string {
 // cluster alone would fill the excerpt.
 func rawExcerpt(fams map[string]*dto.MetricFamily) string {
 	names := make([]string, 0, len(fams))
+	rank := map[string]int{}
 	for name := range fams {
-		if strings.HasPrefix(name, "zmy_") || strings.HasPrefix(name, "shard_") {
-			names = append(names, name)
-		}
-	}
-	rank := func(name string) int {
 		switch {
+		case !strings.HasPrefix(name, "zmy_") && !strings.HasPrefix(name, "shard_"):
+			continue
 		case name == MetricShardLastApplied || seedShardMetric.MatchString(name):
-			return 0
-		case name == MetricPeerRTT || name == MetricPeerUp:
-			return 3
+			rank[name] = 0
 		case slices.Contains(verdictMetrics, name):
-			return 1
+			rank[name] = 1
+		case name == MetricPeerRTT || name == MetricPeerUp:
+			rank[name] = 3
+		default:
+			rank[name] = 2
 		}
-		return 2
+		names = append(names, name)
 	}
 	slices.SortFunc(names, func(a, b string) int {
-		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
+		return cmp.Or(cmp.Compare(rank[a], rank[b]), strings.Compare(a, b))
 	})
 	var b strings.Builder
 	for _, name := range names {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // serveNoop is the ceiling: an echo server whose /webhook reads the body and answers 200, in
@@ -111,21 +113,7 @@ func (p *process) stop() {
 }
 
 // cpu is the user+system CPU time the process has used so far.
-func (p *process) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", p.cmd.Process.Pid)
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
-}
+func (p *process) cpu() (time.Duration, error) { return stack.ProcessCPU(p.cmd.Process.Pid) }
 
 // memory reads VmRSS and VmHWM (peak) of the process, in bytes.
 func (p *process) memory() (rss, peak int64, err error) {

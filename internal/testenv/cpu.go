@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // CPU is user plus system CPU time: of this process (Self), and of its children that have
@@ -24,32 +22,7 @@ func rusage(who int) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// CPU is the running simulator's user plus system CPU time so far, read from /proc in clock
-// ticks (10 ms on Linux).
+// CPU is the running simulator's user plus system CPU time so far (10 ms resolution).
 func (s *Sim) CPU() (time.Duration, error) {
-	return procCPU(s.cmd.Process.Pid)
-}
-
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces; the fields after its closing parenthesis
-	// start at field 3, so utime and stime (fields 14 and 15) are the 12th and 13th of them.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	const hz = 100 // USER_HZ, fixed at 100 for /proc on Linux
-	return time.Duration(ticks) * time.Second / hz, nil
+	return stack.ProcessCPU(s.cmd.Process.Pid)
 }

@@ -14,16 +14,16 @@ import (
 // stageContaining stops the bleeding: `raft suspend --force` on every node in parallel, then
 // `raft state` on each until all report suspended. It runs under the golden window (the step's
 // deadline); a node that cannot be suspended in it makes the incident needs_human. Level-based:
-// after a restart it asks the nodes first and suspends only those not suspended yet.
-func stageContaining(ctx context.Context, sc *stageCtx) result {
-	all := sc.nodes(nil)
+// when a suspend of this step may have been sent already (its intent is journaled: a restart),
+// it asks the nodes first and suspends only those not suspended yet.
+func stageContaining(ctx context.Context, sc *stageCtx) Result {
+	all := sc.nodeConfigs(nil)
 	ids := sc.nodeIDs()
 	var states map[string]string
 	var errs map[string]error // why each node is not suspended, from the latest round
-	if !sc.r.freshContain {
+	if sc.intended(zmy.CmdSuspend) {
 		states, _ = sc.raftStates(ctx, all, prioContain)
 	}
-	sc.r.freshContain = false
 	b := newBackoff(50*time.Millisecond, time.Second)
 	var first sync.Once
 	for {
@@ -31,11 +31,14 @@ func stageContaining(ctx context.Context, sc *stageCtx) result {
 		if len(todo) == 0 {
 			break
 		}
-		suspendErrs := sc.each(ctx, sc.nodes(todo), prioContain, func(ctx context.Context, n config.NodeConfig) error {
-			_, res, err := sc.drv.Suspend(ctx, n)
+		if err := sc.intend(ctx, zmy.CmdSuspend, todo); err != nil {
+			return Retry(retryRead, "journal the suspend intent: "+err.Error())
+		}
+		suspendErrs := sc.each(ctx, sc.nodeConfigs(todo), prioContain, func(ctx context.Context, n config.NodeConfig) error {
+			_, res, err := sc.driver.Suspend(ctx, n)
 			sc.record(res, err)
 			if err == nil {
-				first.Do(func() { sc.e.failpoint("containing:mid") })
+				first.Do(func() { sc.failpoint("containing:mid") })
 			}
 			return err
 		})
@@ -50,58 +53,58 @@ func stageContaining(ctx context.Context, sc *stageCtx) result {
 		}
 		if !sleep(ctx, b.next(), nil) {
 			left := notSuspended(ids, states)
-			return result{outcome: incident.OutcomeNeedsHuman, label: resultTimeout, reason: fmt.Sprintf(
+			return CloseTimeout(incident.OutcomeNeedsHuman, fmt.Sprintf(
 				"could not suspend %d of %d nodes within the golden window: %s",
-				len(left), len(ids), describe(left, errs))}
+				len(left), len(ids), describe(left, errs)))
 		}
 	}
-	contained := sc.e.now()
+	contained := sc.now()
 	ttc := contained.Sub(firstReceived(sc.inc))
-	sc.e.m.containment.Observe(ttc.Seconds())
-	res := advance(incident.StepSnapshotting, fmt.Sprintf("all %d nodes suspended, %s after the first alert",
-		len(ids), ttc.Round(time.Millisecond)))
-	res.apply = func(inc *incident.Incident) {
+	if sc.contained != nil {
+		sc.contained(ttc)
+	}
+	return Done(fmt.Sprintf("all %d nodes suspended, %s after the first alert",
+		len(ids), ttc.Round(time.Millisecond))).With(func(inc *incident.Incident) {
 		if inc.ContainedAt == nil {
 			inc.ContainedAt = &contained
 		}
-	}
-	return res
+	})
 }
 
 // stageSnapshotting saves `snapshot save --tag pre-recover-<unix>` on every node that lacks
 // it and verifies with `snapshot list`. The tag is chosen once and journaled before the first
 // save, so a restart saves under the same tag and never twice.
-func stageSnapshotting(ctx context.Context, sc *stageCtx) result {
+func stageSnapshotting(ctx context.Context, sc *stageCtx) Result {
 	tag := sc.inc.SnapshotTag
 	if tag == "" {
-		chosen := snapshotTag(sc.e.now())
-		inc, err := sc.e.j.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
+		chosen := snapshotTag(sc.now())
+		inc, err := sc.journal.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
 			if err := sameStep(cur, sc.inc.Step); err != nil {
 				return err
 			}
 			if cur.SnapshotTag == "" {
 				cur.SnapshotTag = chosen
-				cur.Timeline = append(cur.Timeline, incident.Event{At: sc.e.now(), Step: cur.Step,
+				cur.Timeline = append(cur.Timeline, incident.Event{At: sc.now(), Step: cur.Step,
 					Message: "snapshot tag " + chosen})
 			}
 			return nil
 		})
 		if err != nil {
-			return retry(time.Second, resultError, "journal snapshot tag: "+err.Error())
+			return Retry(retryTag, "journal snapshot tag: "+err.Error())
 		}
 		tag = inc.SnapshotTag
 	}
 	ids := sc.nodeIDs()
-	lists, errs := sc.snapshotLists(ctx, sc.nodes(nil), prioRecovery)
+	lists, errs := sc.snapshotLists(ctx, sc.nodeConfigs(nil), prioRecovery)
 	missing := missingSnapshot(ids, lists, tag)
 	if len(missing) > 0 {
-		saveErrs := sc.each(ctx, sc.nodes(missing), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
-			_, res, err := sc.drv.SnapshotSave(ctx, n, tag)
+		saveErrs := sc.each(ctx, sc.nodeConfigs(missing), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
+			_, res, err := sc.driver.SnapshotSave(ctx, n, tag)
 			sc.record(res, err)
 			return err
 		})
-		sc.e.failpoint("snapshotting:saved")
-		lists, errs = sc.snapshotLists(ctx, sc.nodes(missing), prioRecovery)
+		sc.failpoint("snapshotting:saved")
+		lists, errs = sc.snapshotLists(ctx, sc.nodeConfigs(missing), prioRecovery)
 		for id, err := range saveErrs {
 			if _, ok := errs[id]; !ok {
 				errs[id] = err
@@ -110,7 +113,35 @@ func stageSnapshotting(ctx context.Context, sc *stageCtx) result {
 		missing = missingSnapshot(missing, lists, tag)
 	}
 	if len(missing) > 0 {
-		return retry(500*time.Millisecond, resultError, fmt.Sprintf("snapshot %s missing on %s", tag, describe(missing, errs)))
+		return Retry(retrySnapshot, fmt.Sprintf("snapshot %s missing on %s", tag, describe(missing, errs)))
 	}
-	return advance(incident.StepAwaitingRecovery, fmt.Sprintf("snapshot %s held by all %d nodes", tag, len(ids)))
+	return Done(fmt.Sprintf("snapshot %s held by all %d nodes", tag, len(ids)))
+}
+
+// intend journals that command is about to be sent to nodes in this step, before it is sent.
+func (sc *stageCtx) intend(ctx context.Context, command string, nodes []string) error {
+	at := sc.now()
+	_, err := sc.journal.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
+		if err := sameStep(cur, sc.inc.Step); err != nil {
+			return err
+		}
+		cur.Intents = append(cur.Intents, incident.Intent{Step: cur.Step, Command: command, Nodes: nodes, At: at})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sc.inc.Intents = append(sc.inc.Intents, incident.Intent{Step: sc.inc.Step, Command: command, Nodes: nodes, At: at})
+	return nil
+}
+
+// intended reports whether command may have been sent in the current step already: its
+// intent was journaled since the step was entered.
+func (sc *stageCtx) intended(command string) bool {
+	for _, in := range sc.inc.Intents {
+		if in.Step == sc.inc.Step && in.Command == command && !in.At.Before(sc.inc.StepEnteredAt) {
+			return true
+		}
+	}
+	return false
 }

@@ -186,17 +186,13 @@ func requireApproval(cfg *config.Config, c *config.ClusterConfig) bool {
 }
 
 // approvable reports whether Approve is accepted at this step: once a confirmed verdict exists
-// and until the gate has been passed.
+// and until the gate has been passed (the step table's approvable steps).
 func approvable(inc *incident.Incident) bool {
 	if !inc.Open() || inc.Abort != nil {
 		return false
 	}
-	switch inc.Step {
-	case incident.StepGuarding, incident.StepSilencing, incident.StepContaining,
-		incident.StepSnapshotting, incident.StepAwaitingRecovery:
-		return inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
-	}
-	return false
+	spec, ok := specOf(inc.Step)
+	return ok && spec.approvable && inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
 }
 
 // gateDecision is what the recovery gate does next.
@@ -304,37 +300,6 @@ func missingSnapshot(nodes []string, lists map[string][]zmy.Snapshot, tag string
 
 // snapshotTag is the SOP's tag, chosen once per incident.
 func snapshotTag(now time.Time) string { return fmt.Sprintf("pre-recover-%d", now.Unix()) }
-
-// stepBudget is how long a step may take from when it was entered; every step has one.
-func stepBudget(step incident.Step, r config.RemediationConfig, cmdTimeout time.Duration) time.Duration {
-	switch step {
-	case incident.StepContaining, incident.StepConfirming, incident.StepSnapshotting, incident.StepResuming:
-		return time.Duration(r.GoldenWindow)
-	case incident.StepAwaitingRecovery:
-		return time.Duration(r.GateTimeout)
-	case incident.StepVerifying:
-		return time.Duration(r.VerifyTimeout)
-	case incident.StepArbitrating:
-		return 3 * cmdTimeout
-	default:
-		return 2 * cmdTimeout
-	}
-}
-
-// transitionPrefix starts every timeline event that records entering a step.
-const transitionPrefix = "entered "
-
-// stepEnteredAt is when the incident entered its current step, from the journaled timeline,
-// so that deadlines survive restarts.
-func stepEnteredAt(inc *incident.Incident) time.Time {
-	for i := len(inc.Timeline) - 1; i >= 0; i-- {
-		ev := inc.Timeline[i]
-		if ev.Step == inc.Step && strings.HasPrefix(ev.Message, transitionPrefix) {
-			return ev.At
-		}
-	}
-	return inc.OpenedAt
-}
 
 // firstReceived is when the first alert of the incident reached us.
 func firstReceived(inc *incident.Incident) time.Time {

@@ -1,8 +1,8 @@
 package incident
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,7 +26,7 @@ var (
 	bucketOpen      = []byte("open")      // cluster/alertname -> seq of its open incident
 	bucketLatest    = []byte("latest")    // cluster/alertname -> seq of its newest incident
 	bucketMeta      = []byte("meta")      // seq -> incidentMeta, what ingest needs without decoding
-	bucketState     = []byte("state")     // key -> JSON document (PutState)
+	bucketState     = []byte("state")     // key -> document (UpdateState)
 )
 
 // Options are the journal's collaborators and tuning. The zero value is usable.
@@ -145,42 +145,51 @@ func (j *Journal) OpenCount() (int, error) {
 	return n, nil
 }
 
-// PutState durably stores v as JSON under key.
-func (j *Journal) PutState(ctx context.Context, key string, v any) error {
+// GetState returns the document stored under key, nil when there is none.
+func (j *Journal) GetState(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put state %s: %w", key, err)
+		return nil, fmt.Errorf("get state %s: %w", key, err)
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("put state %s: encode: %w", key, err)
-	}
-	defer j.observe(time.Now())
-	err = j.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketState).Put([]byte(key), data)
+	var out []byte
+	err := j.db.View(func(tx *bolt.Tx) error {
+		if data := tx.Bucket(bucketState).Get([]byte(key)); data != nil {
+			out = bytes.Clone(data) // valid only inside the transaction
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("put state %s: %w", key, err)
+		return nil, fmt.Errorf("get state %s: %w", key, err)
 	}
-	return nil
+	return out, nil
 }
 
-// GetState decodes the document stored under key into v; found is false when there is none.
-func (j *Journal) GetState(ctx context.Context, key string, v any) (found bool, err error) {
+// UpdateState durably replaces the document under key with fn's answer to the current one (nil
+// when there is none), atomically: no other write of key happens between the read and the
+// write. An error from fn aborts and is returned; a nil answer deletes the document.
+func (j *Journal) UpdateState(ctx context.Context, key string, fn func(cur []byte) ([]byte, error)) error {
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("get state %s: %w", key, err)
+		return fmt.Errorf("update state %s: %w", key, err)
 	}
-	err = j.db.View(func(tx *bolt.Tx) error {
-		data := tx.Bucket(bucketState).Get([]byte(key))
-		if data == nil {
-			return nil
+	defer j.observe(time.Now())
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		var cur []byte
+		if data := b.Get([]byte(key)); data != nil {
+			cur = bytes.Clone(data)
 		}
-		found = true
-		return json.Unmarshal(data, v)
+		next, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), next)
 	})
 	if err != nil {
-		return false, fmt.Errorf("get state %s: %w", key, err)
+		return fmt.Errorf("update state %s: %w", key, err)
 	}
-	return found, nil
+	return nil
 }
 
 func (j *Journal) observe(start time.Time) {

@@ -10,15 +10,6 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
-// Step results, the values of steps_total{result}.
-const (
-	resultOK      = "ok"
-	resultError   = "error"
-	resultTimeout = "timeout"
-	resultSkipped = "skipped"
-)
-
-var stepResults = []string{resultOK, resultError, resultTimeout, resultSkipped}
 
 type metrics struct {
 	incidents     *prometheus.CounterVec
@@ -93,8 +84,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, s := range stepNames() {
 		m.stepDuration.WithLabelValues(string(s))
-		for _, r := range stepResults {
-			m.steps.WithLabelValues(string(s), r)
+		for _, r := range statuses {
+			m.steps.WithLabelValues(string(s), string(r))
 		}
 	}
 	for _, a := range silenceActions {

@@ -10,7 +10,6 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
-
 type metrics struct {
 	incidents     *prometheus.CounterVec
 	step          *prometheus.GaugeVec

@@ -185,6 +185,12 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	startInGroup(cmd)
 	cmd.Env = d.env
+	if actor := ActorFrom(ctx); actor != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(slices.Clip(cmd.Env), ActorEnv+"="+actor) // later entries win
+	}
 	cmd.WaitDelay = d.waitDelay
 	stdout, stderr := &cappedBuffer{max: d.maxOutput}, &cappedBuffer{max: d.maxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

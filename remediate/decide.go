@@ -195,6 +195,19 @@ func approvable(inc *incident.Incident) bool {
 	return ok && spec.approvable && inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
 }
 
+// currentApproval is the latest approval that still counts: one given after the last
+// re-containment (an approval of the world before it does not approve the world after).
+func currentApproval(inc *incident.Incident) *incident.Approval {
+	for i := len(inc.Approvals) - 1; i >= 0; i-- {
+		a := &inc.Approvals[i]
+		if inc.RecontainedAt == nil || a.At.After(*inc.RecontainedAt) {
+			return a
+		}
+		break
+	}
+	return nil
+}
+
 // gateDecision is what the recovery gate does next.
 type gateDecision int
 
@@ -313,4 +326,66 @@ func firstReceived(inc *incident.Incident) time.Time {
 		return inc.OpenedAt
 	}
 	return first
+}
+
+// foreignSuspends lists the nodes suspended by someone other than this responder: another
+// responder (another journal), or a human who named themselves. An earlier incident of this
+// journal that left nodes suspended is this responder's own doing; a node that does not say
+// who suspended it is not listed either: the node contract makes suspended_by optional.
+func foreignSuspends(ids []string, states map[string]zmy.RaftState, self zmy.Actor) []string {
+	var out []string
+	for _, id := range ids {
+		st, ok := states[id]
+		if !ok || st.RaftState != zmy.StateSuspended || st.SuspendedBy == "" {
+			continue
+		}
+		if a, ok := zmy.ParseActor(st.SuspendedBy); ok && a.SameJournal(self) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// describeForeign says who suspended each foreign node.
+func describeForeign(ids []string, states map[string]zmy.RaftState) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s by %q", id, states[id].SuspendedBy))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describeRoles lists nodes with their raft state, for reasons: "n2 (leader), n4 (follower)".
+func describeRoles(ids []string, states map[string]zmy.RaftState) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s (%s)", id, states[id].RaftState))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// recoverLanded says what the nodes report of a recover sent when their highest term was
+// before: landed is true when some node's term moved past it (recover starts a new term and
+// suspended nodes elect nobody), and last is the recover they report, if they report one
+// newer than before.
+func recoverLanded(states map[string]zmy.RaftState, before uint64) (landed bool, last *zmy.LastRecover) {
+	for _, st := range states {
+		if st.Term > before {
+			landed = true
+		}
+		if lr := st.LastRecover; lr != nil && lr.Term > before && (last == nil || lr.Term > last.Term) {
+			last = lr
+		}
+	}
+	return landed || last != nil, last
+}
+
+// highestTerm is the highest raft term the nodes report.
+func highestTerm(states map[string]zmy.RaftState) uint64 {
+	var t uint64
+	for _, st := range states {
+		t = max(t, st.Term)
+	}
+	return t
 }

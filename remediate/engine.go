@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type Store interface {
 	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
 	stateStore
+	// ID identifies the journal (the token in ZMY_ACTOR): runbooks of different journals are
+	// different runbooks, even for incidents of the same id.
+	ID() string
 }
 
 // Options are the engine's collaborators. The zero value is usable.
@@ -39,6 +43,8 @@ type Options struct {
 	// Failpoint, when set, is called at named points of the runbook (see failpoints.go); the
 	// crash tests use it to kill the process exactly there.
 	Failpoint func(name string)
+	// Replica names this responder in ZMY_ACTOR; default the host name.
+	Replica string
 }
 
 // Engine runs the runbook: one goroutine per open incident, driven by the journal.
@@ -51,6 +57,8 @@ type Engine struct {
 	sem  *prioSemaphore
 	brk  *breakers
 	fail func(string)
+	// replica is this responder's name in ZMY_ACTOR.
+	replica string
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -105,8 +113,11 @@ func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, er
 	if err != nil {
 		return nil, err
 	}
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
 	e := &Engine{
-		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint,
+		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint, replica: opts.Replica,
 		runners: map[string]*runner{}, reg: opts.Registerer,
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
@@ -406,4 +417,9 @@ func (e *Engine) claimsExceptLocked(id string) map[string]string {
 		}
 	}
 	return out
+}
+
+// actor is who this runbook is on the nodes, for incident id.
+func (e *Engine) actor(id string) zmy.Actor {
+	return zmy.Actor{Replica: e.replica, Incident: id, Token: e.j.ID()}
 }

@@ -29,16 +29,23 @@ type fakeNodes struct {
 	// hang makes every call to the node block until its context ends; fail makes it fail.
 	hang map[string]bool
 	fail map[string]error
-	// recoverFail makes recover on the node fail with the error (its other commands work).
-	recoverFail map[string]error
+	// recoverFail makes recover on the node fail with the error (its other commands work);
+	// readFail does the same for raft state.
+	recoverFail, readFail map[string]error
+	// last is the cluster's last recover, as every node reports it (nil: never, or the nodes
+	// do not report it when hideLast is set).
+	last     *zmy.LastRecover
+	hideLast bool
 	// afterSuspend, when set, runs after each suspend landed (an outsider's hand).
 	afterSuspend func(f *fakeNodes, node string)
 }
 
 type fakeNode struct {
-	raft      string // leader, follower, suspended
-	snapshots []string
-	recovers  int
+	raft        string // leader, follower, suspended
+	suspendedBy string
+	term        uint64
+	snapshots   []string
+	recovers    int
 }
 
 type fakeCall struct{ node, command string }
@@ -50,7 +57,7 @@ func newFakeNodes(ids ...string) *fakeNodes {
 		if i == 0 {
 			st = "leader"
 		}
-		f.nodes[id] = &fakeNode{raft: st}
+		f.nodes[id] = &fakeNode{raft: st, term: 3}
 	}
 	return f
 }
@@ -79,11 +86,24 @@ func (f *fakeNodes) do(ctx context.Context, node config.NodeConfig, command stri
 }
 
 func (f *fakeNodes) state(id string) *zmy.RaftState {
-	return &zmy.RaftState{Node: id, RaftState: f.nodes[id].raft}
+	n := f.nodes[id]
+	st := &zmy.RaftState{Node: id, RaftState: n.raft, Term: n.term}
+	if n.raft == zmy.StateSuspended {
+		st.SuspendedBy = n.suspendedBy
+	}
+	if !f.hideLast {
+		st.LastRecover = f.last
+	}
+	return st
 }
 
 func (f *fakeNodes) Suspend(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
-	res, err := f.do(ctx, n, zmy.CmdSuspend, func(fn *fakeNode) { fn.raft = zmy.StateSuspended })
+	res, err := f.do(ctx, n, zmy.CmdSuspend, func(fn *fakeNode) {
+		if fn.raft != zmy.StateSuspended {
+			fn.suspendedBy = zmy.ActorFrom(ctx)
+		}
+		fn.raft = zmy.StateSuspended
+	})
 	if err != nil {
 		return nil, res, err
 	}
@@ -102,6 +122,10 @@ func (f *fakeNodes) Resume(ctx context.Context, n config.NodeConfig) (*zmy.RaftS
 }
 
 func (f *fakeNodes) RaftState(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := f.readFail[n.ID]; err != nil {
+		res, _ := f.do(ctx, n, zmy.CmdRaftState, func(*fakeNode) {})
+		return nil, res, &zmy.CommandError{Command: zmy.CmdRaftState, Node: n.ID, Kind: err, Err: err}
+	}
 	res, err := f.do(ctx, n, zmy.CmdRaftState, func(*fakeNode) {})
 	if err != nil {
 		return nil, res, err
@@ -152,7 +176,17 @@ func (f *fakeNodes) Recover(ctx context.Context, n config.NodeConfig) (*zmy.Reco
 		return nil, res, &zmy.CommandError{Command: zmy.CmdRecover, Node: n.ID, Kind: zmy.ErrNoUniqueMajority,
 			Err: zmy.ErrNoUniqueMajority}
 	}
-	return &zmy.RecoverResult{Majority: f.majority, Leader: f.majority[0], Term: 7}, res, nil
+	var term uint64
+	for _, fn := range f.nodes {
+		term = max(term, fn.term)
+	}
+	term++
+	for _, fn := range f.nodes {
+		fn.term = term
+	}
+	rr := zmy.RecoverResult{Majority: f.majority, Leader: f.majority[0], Term: term, Discarded: 31}
+	f.last = &zmy.LastRecover{RecoverResult: rr, At: time.Now(), Actor: zmy.ActorFrom(ctx)}
+	return &rr, res, nil
 }
 
 // count is how many times command was sent (to node, or to any node when node is "").
@@ -168,12 +202,16 @@ func (f *fakeNodes) count(command, node string) int {
 	return n
 }
 
-// setAll puts every node in raft state st, with the given snapshots.
+// setAll puts every node in raft state st, suspended by the stage rig's runbook when st is
+// suspended, with the given snapshots.
 func (f *fakeNodes) setAll(st string, snapshots ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, n := range f.nodes {
 		n.raft, n.snapshots = st, slices.Clone(snapshots)
+		if st == zmy.StateSuspended {
+			n.suspendedBy = rigActor.String()
+		}
 	}
 }
 
@@ -226,6 +264,9 @@ type fakeHumans struct{ takeover string }
 func (h fakeHumans) takenOver(context.Context, *incident.Incident) string { return h.takeover }
 func (h fakeHumans) silence(context.Context, *incident.Incident) error    { return nil }
 
+// rigActor is who the stage rig's runbook is on the nodes.
+var rigActor = zmy.Actor{Replica: "r1", Incident: "inc-000001", Token: "jtest"}
+
 // stageRig runs one stage of the step table on fakes, with its requirements, as execStep does.
 type stageRig struct {
 	nodes   *fakeNodes
@@ -266,7 +307,8 @@ func (r *stageRig) run(t *testing.T, inc incident.Incident, budget time.Duration
 	deadline := time.Now().Add(budget)
 	ctx, cancel := context.WithDeadline(t.Context(), deadline)
 	defer cancel()
-	sc := &stageCtx{inc: &inc, cfg: r.cfg, cluster: &r.cfg.Clusters[0], deadline: deadline, deps: deps{
+	ctx = zmy.WithActor(ctx, rigActor.String())
+	sc := &stageCtx{inc: &inc, cfg: r.cfg, cluster: &r.cfg.Clusters[0], deadline: deadline, self: rigActor, deps: deps{
 		driver: r.nodes, journal: r.journal, now: time.Now, slots: newPrioSemaphore(64),
 		humans: r.humans, claims: r.guards, guards: r.guards, plan: func() []string { return []string{"plan"} },
 	}}

@@ -98,13 +98,28 @@ func (sc *stageCtx) each(ctx context.Context, nodes []config.NodeConfig, p prior
 
 // raftStates asks every node for its raft state; unknown states are absent from the map.
 func (sc *stageCtx) raftStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]string, map[string]error) {
-	return readEach(ctx, sc, nodes, p, func(ctx context.Context, n config.NodeConfig) (string, *zmy.Result, error) {
+	full, errs := sc.readStates(ctx, nodes, p)
+	return roles(full), errs
+}
+
+// readStates asks every node for its whole raft state (who suspended it, the last recover).
+func (sc *stageCtx) readStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]zmy.RaftState, map[string]error) {
+	return readEach(ctx, sc, nodes, p, func(ctx context.Context, n config.NodeConfig) (zmy.RaftState, *zmy.Result, error) {
 		st, res, err := sc.driver.RaftState(ctx, n)
 		if err != nil {
-			return "", res, err
+			return zmy.RaftState{}, res, err
 		}
-		return st.RaftState, res, nil
+		return *st, res, nil
 	})
+}
+
+// roles keeps the raft_state of each answer.
+func roles(states map[string]zmy.RaftState) map[string]string {
+	out := make(map[string]string, len(states))
+	for id, st := range states {
+		out[id] = st.RaftState
+	}
+	return out
 }
 
 // snapshotLists reads every node's snapshots.

@@ -22,12 +22,12 @@ func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) Result {
 	}
 	sc.failpoint("awaiting_recovery:polled")
 	need := requireApproval(sc.cfg, sc.cluster)
-	d, reason := decideGate(g, err, len(sc.inc.Approvals) > 0, need, sc.deadline, sc.now())
+	a := currentApproval(sc.inc)
+	d, reason := decideGate(g, err, a != nil, need, sc.deadline, sc.now())
 	switch d {
 	case gateOpen:
 		note := "gate open: network converged, etcd healthy"
 		if need {
-			a := sc.inc.Approvals[len(sc.inc.Approvals)-1]
 			note += fmt.Sprintf(", approved by %s (%s)", a.By, a.Reason)
 		}
 		return Done(note)
@@ -37,11 +37,38 @@ func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) Result {
 	return Requeue(time.Duration(sc.cfg.Remediation.GatePoll), "gate closed: "+reason)
 }
 
-// stageArbitrating runs `quorum recover --auto` (its requirements — every node holds the
-// incident's snapshot, no human took over — were re-read just before) and only accepts an
-// answer naming one strict majority. Anything else stops the runbook for a human: never a
-// resume.
+// stageArbitrating runs `quorum recover --auto` (its requirements — no human took over, every
+// node still suspended by this runbook, every node holds the incident's snapshot — were re-read
+// just before) and only accepts an answer naming one strict majority. Anything else stops the
+// runbook for a human: never a resume.
+//
+// Recover is not idempotent: it is journaled as intended, with the highest term the nodes
+// reported, before it is sent. If this step finds its own intent (a restart with a recover in
+// flight), it asks the nodes whether a recover landed since, records that one, and never sends
+// a second.
 func stageArbitrating(ctx context.Context, sc *stageCtx) Result {
+	ids := sc.nodeIDs()
+	if in, ok := sc.intent(zmy.CmdRecover); ok {
+		landed, last := recoverLanded(sc.states, in.Term)
+		switch {
+		case landed && last != nil:
+			ok, reason := decideRecover(&last.RecoverResult, nil, ids)
+			if !ok {
+				return handOver("the quorum recover sent before a restart landed, but: " + reason)
+			}
+			rr := last.RecoverResult
+			return Done("the quorum recover sent before a restart had landed: " + reason).With(func(inc *incident.Incident) {
+				inc.Recovery = &rr
+			})
+		case landed:
+			return handOver(fmt.Sprintf("a quorum recover was sent before a restart and the nodes' term moved past %d, so it landed, "+
+				"but they do not report its result (last_recover); not sent again: check the majority with zmyctl before resuming", in.Term))
+		}
+		// Not landed (the node dropped it with our dead zmyctl): sending it now is the first.
+	}
+	if err := sc.intend(ctx, zmy.CmdRecover, nil, highestTerm(sc.states)); err != nil {
+		return Retry(retryRead, "journal the recover intent: "+err.Error())
+	}
 	var rr *zmy.RecoverResult
 	var err error
 	for _, n := range sc.nodeConfigs(nil) {
@@ -58,7 +85,7 @@ func stageArbitrating(ctx context.Context, sc *stageCtx) Result {
 			break
 		}
 	}
-	ok, reason := decideRecover(rr, err, sc.nodeIDs())
+	ok, reason := decideRecover(rr, err, ids)
 	if !ok {
 		return handOver(reason)
 	}
@@ -79,6 +106,9 @@ func stageResuming(ctx context.Context, sc *stageCtx) Result {
 		}
 	}
 	if len(todo) > 0 {
+		if err := sc.intend(ctx, zmy.CmdResume, todo, 0); err != nil {
+			return Retry(retryRead, "journal the resume intent: "+err.Error())
+		}
 		var once sync.Once
 		sc.each(ctx, sc.nodeConfigs(todo), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
 			_, res, err := sc.driver.Resume(ctx, n)

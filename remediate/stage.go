@@ -9,6 +9,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
 // A Stage runs one step of the runbook for one incident: it reads the real state, acts, and
@@ -32,7 +33,11 @@ type stageCtx struct {
 	cfg      *config.Config
 	cluster  *config.ClusterConfig
 	deadline time.Time
+	// self is who this runbook is on the nodes (ZMY_ACTOR of its commands).
+	self zmy.Actor
 	deps
+	// states is what the step's requirements read of the nodes just before the stage ran.
+	states map[string]zmy.RaftState
 
 	mu   sync.Mutex
 	cmds []incident.Command
@@ -113,12 +118,13 @@ func (e *Engine) execStep(ctx context.Context, r *runner, inc *incident.Incident
 		e.count(inc.Step, res, 0)
 		return res
 	}
-	sctx, cancel := context.WithDeadline(ctx, deadline)
+	self := e.actor(inc.ID)
+	sctx, cancel := context.WithDeadline(zmy.WithActor(ctx, self.String()), deadline)
 	defer cancel()
 	e.mu.Lock()
 	r.stageCancel = cancel
 	e.mu.Unlock()
-	sc := &stageCtx{inc: inc, cfg: cfg, cluster: cc, deadline: deadline, deps: e.deps(r, inc, cfg, cc, nodes, sil)}
+	sc := &stageCtx{inc: inc, cfg: cfg, cluster: cc, deadline: deadline, self: self, deps: e.deps(r, inc, cfg, cc, nodes, sil)}
 	res, held := sc.require(sctx, spec)
 	if held {
 		res = spec.stage(sctx, sc)

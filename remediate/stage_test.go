@@ -95,8 +95,8 @@ func TestStageContainingHungNode(t *testing.T) {
 	require.Equal(t, actionClose, res.action)
 	require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
 	require.Equal(t, statusTimeout, res.status)
-	require.Contains(t, res.msg, "could not suspend 1 of 5 nodes")
-	require.Contains(t, res.msg, "n4")
+	require.Contains(t, res.msg, "could not verify 1 of 5 nodes suspended within the golden window (4 verified)")
+	require.Contains(t, res.msg, "n4 (suspend sent 1×")
 	require.NotContains(t, res.msg, "n3")
 }
 
@@ -126,6 +126,7 @@ func TestStageArbitrating(t *testing.T) {
 	})
 	t.Run("no tag journaled", func(t *testing.T) {
 		r := newStageRig(ids(3)...)
+		r.nodes.setAll(zmy.StateSuspended)
 		inc := base
 		inc.SnapshotTag = ""
 		res := r.run(t, inc, time.Second)
@@ -182,4 +183,147 @@ func TestStageResumingNeedsRecovery(t *testing.T) {
 	res = r.run(t, inc, time.Second)
 	require.Equal(t, actionDone, res.action, res.msg)
 	require.Equal(t, 3, r.nodes.count(zmy.CmdResume, ""))
+}
+
+// Recover is never sent twice: after a restart with its intent journaled, the nodes are asked
+// whether one landed since, and that one is recorded with what it really discarded.
+func TestStageArbitratingAfterARestart(t *testing.T) {
+	const tag = "pre-recover-1"
+	entered := time.Now().Add(-time.Second)
+	inc := incident.Incident{Step: incident.StepArbitrating, Verdict: confirmed, SnapshotTag: tag, StepEnteredAt: entered,
+		Intents: []incident.Intent{{Step: incident.StepArbitrating, Command: zmy.CmdRecover, At: entered, Term: 3}}}
+	t.Run("landed: recorded, not sent again", func(t *testing.T) {
+		r := newStageRig(ids(5)...)
+		r.nodes.setAll(zmy.StateSuspended, tag)
+		r.nodes.majority = []string{"n1", "n2", "n3"}
+		// The recover the crashed process sent: the nodes moved to term 4 and remember it.
+		_, _, err := r.nodes.Recover(zmy.WithActor(t.Context(), rigActor.String()), r.cfg.Clusters[0].Nodes[0])
+		require.NoError(t, err)
+		res := r.run(t, inc, time.Second)
+		require.Equal(t, actionDone, res.action, res.msg)
+		require.Contains(t, res.msg, "sent before a restart had landed")
+		require.Equal(t, 1, r.nodes.count(zmy.CmdRecover, ""), "no second recover")
+		got := applied(inc, res).Recovery
+		require.NotNil(t, got)
+		require.Equal(t, 31, got.Discarded, "what the first recover discarded is on record")
+	})
+	t.Run("not landed: sent now, once", func(t *testing.T) {
+		r := newStageRig(ids(5)...)
+		r.nodes.setAll(zmy.StateSuspended, tag)
+		r.nodes.majority = []string{"n1", "n2", "n3"}
+		res := r.run(t, inc, time.Second)
+		require.Equal(t, actionDone, res.action, res.msg)
+		require.Equal(t, 1, r.nodes.count(zmy.CmdRecover, ""))
+	})
+	t.Run("landed, result not reported: a human decides", func(t *testing.T) {
+		r := newStageRig(ids(5)...)
+		r.nodes.setAll(zmy.StateSuspended, tag)
+		r.nodes.majority = []string{"n1", "n2", "n3"}
+		r.nodes.hideLast = true
+		_, _, err := r.nodes.Recover(t.Context(), r.cfg.Clusters[0].Nodes[0])
+		require.NoError(t, err)
+		res := r.run(t, inc, time.Second)
+		require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+		require.Contains(t, res.msg, "not sent again")
+		require.Equal(t, 1, r.nodes.count(zmy.CmdRecover, ""))
+	})
+}
+
+// Before every mutating step the nodes are read again: a node made writable under the
+// runbook is re-contained once, then handed to a human; a node suspended by another responder,
+// or one that cannot be read, stops it. Recover never runs over a writable node.
+func TestRequireSuspended(t *testing.T) {
+	const tag = "pre-recover-1"
+	base := incident.Incident{Step: incident.StepArbitrating, Verdict: confirmed, SnapshotTag: tag}
+	setup := func() *stageRig {
+		r := newStageRig(ids(5)...)
+		r.nodes.setAll(zmy.StateSuspended, tag)
+		r.nodes.majority = []string{"n1", "n2", "n3"}
+		return r
+	}
+	t.Run("a node resumed by hand is re-contained", func(t *testing.T) {
+		r := setup()
+		r.nodes.nodes["n2"].raft = "leader"
+		res := r.run(t, base, time.Second)
+		require.Equal(t, actionGoto, res.action, res.msg)
+		require.Equal(t, incident.StepContaining, res.to)
+		require.Contains(t, res.msg, "n2 (leader)")
+		after := applied(base, res)
+		require.Equal(t, 1, after.Recontained)
+		require.Empty(t, after.SnapshotTag, "a new snapshot is taken")
+		require.NotNil(t, after.RecontainedAt)
+		require.Zero(t, r.nodes.count(zmy.CmdRecover, ""))
+	})
+	t.Run("the second time is for a human", func(t *testing.T) {
+		r := setup()
+		r.nodes.nodes["n4"].raft = "follower"
+		inc := base
+		inc.Recontained = 1
+		res := r.run(t, inc, time.Second)
+		require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+		require.Contains(t, res.msg, "n4 (follower)")
+		require.Contains(t, res.msg, "quorum recover not run")
+		require.Zero(t, r.nodes.count(zmy.CmdRecover, ""))
+	})
+	t.Run("suspended by another responder", func(t *testing.T) {
+		r := setup()
+		r.nodes.nodes["n3"].suspendedBy = "r2/inc-000001/jother"
+		res := r.run(t, base, time.Second)
+		require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+		require.Contains(t, res.msg, `n3 by "r2/inc-000001/jother"`)
+		require.Zero(t, r.nodes.count(zmy.CmdRecover, ""))
+	})
+	t.Run("a failover, or an earlier incident, of the same responder is not another", func(t *testing.T) {
+		r := setup()
+		r.nodes.nodes["n3"].suspendedBy = "r2/inc-000001/jtest.7"
+		r.nodes.nodes["n4"].suspendedBy = "r1/inc-000000/jtest"
+		res := r.run(t, base, time.Second)
+		require.Equal(t, actionDone, res.action, res.msg)
+	})
+	t.Run("an unreadable node is named", func(t *testing.T) {
+		r := setup()
+		r.nodes.readFail = map[string]error{"n5": zmy.ErrMalformed}
+		res := r.run(t, base, time.Second)
+		require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+		require.Contains(t, res.msg, "cannot prove every node is still suspended: n5")
+		require.Equal(t, 2, r.nodes.count(zmy.CmdRaftState, "n5"), "asked once more before concluding")
+		require.Zero(t, r.nodes.count(zmy.CmdRecover, ""))
+	})
+}
+
+// An approval given before a re-containment does not open the gate of the world after it.
+func TestApprovalBeforeRecontainmentDoesNotCount(t *testing.T) {
+	at := time.Now()
+	inc := &incident.Incident{Approvals: []incident.Approval{{By: "alice", At: at}}}
+	require.NotNil(t, currentApproval(inc))
+	later := at.Add(time.Second)
+	inc.RecontainedAt = &later
+	require.Nil(t, currentApproval(inc))
+	inc.Approvals = append(inc.Approvals, incident.Approval{By: "bob", At: later.Add(time.Second)})
+	require.Equal(t, "bob", currentApproval(inc).By)
+}
+
+// A node whose raft state cannot be read gets at most three suspends, and the reason says what
+// was sent and what was read, counting what actually happened.
+func TestStageContainingUnreadableState(t *testing.T) {
+	r := newStageRig(ids(5)...)
+	r.nodes.readFail = map[string]error{"n3": zmy.ErrMalformed}
+	res := r.run(t, incident.Incident{Step: incident.StepContaining, Verdict: confirmed}, 2*time.Second)
+	require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+	require.Contains(t, res.msg, "could not verify 1 of 5 nodes suspended within the golden window (4 verified)")
+	require.Contains(t, res.msg, "n3 (suspend sent 3×, answered suspended; raft state: ")
+	require.Equal(t, maxSuspends, r.nodes.count(zmy.CmdSuspend, "n3"))
+	require.Equal(t, 1, r.nodes.count(zmy.CmdSuspend, "n1"))
+}
+
+// Containment that finds a node suspended by another responder stops: two responders on one
+// cluster must not both go on to recover.
+func TestStageContainingSeesAnotherRunbook(t *testing.T) {
+	r := newStageRig(ids(5)...)
+	r.nodes.nodes["n2"].raft = zmy.StateSuspended
+	r.nodes.nodes["n2"].suspendedBy = "r1/inc-000001/jsomeoneelse"
+	res := r.run(t, incident.Incident{Step: incident.StepContaining, Verdict: confirmed}, 2*time.Second)
+	require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+	require.Contains(t, res.msg, "another responder or a human is acting on this cluster")
+	require.Contains(t, res.msg, "n2")
 }

@@ -48,14 +48,15 @@ var runbook = []stepSpec{
 	{step: incident.StepContaining, stage: stageContaining, next: incident.StepSnapshotting,
 		budget: goldenWindow, guarded: true, approvable: true, mutation: "raft suspend", plan: planContain},
 	{step: incident.StepSnapshotting, stage: stageSnapshotting, next: incident.StepAwaitingRecovery,
-		budget: goldenWindow, guarded: true, approvable: true, mutation: "snapshot save", plan: planSnapshot},
+		budget: goldenWindow, guarded: true, approvable: true, mutation: "snapshot save",
+		requires: []requirement{requireSuspended}, plan: planSnapshot},
 	{step: incident.StepAwaitingRecovery, stage: stageAwaitingRecovery, next: incident.StepArbitrating,
 		budget: func(cfg *config.Config, _ *config.ClusterConfig) time.Duration {
 			return time.Duration(cfg.Remediation.GateTimeout)
 		}, guarded: true, approvable: true, plan: planGate},
 	{step: incident.StepArbitrating, stage: stageArbitrating, next: incident.StepResuming,
 		budget: commandBudget(3), guarded: true, mutation: "quorum recover",
-		requires: []requirement{requireNoTakeover, requireSnapshots}, plan: planArbitrate},
+		requires: []requirement{requireNoTakeover, requireSuspended, requireSnapshots}, plan: planArbitrate},
 	{step: incident.StepResuming, stage: stageResuming, next: incident.StepVerifying,
 		budget: goldenWindow, guarded: true, mutation: "raft resume",
 		requires: []requirement{requireRecovered, requireNoTakeover}, plan: planResume},

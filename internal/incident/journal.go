@@ -3,6 +3,8 @@ package incident
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -48,6 +50,7 @@ type Options struct {
 // before the call returns.
 type Journal struct {
 	db        *bolt.DB
+	id        string
 	ingesting atomic.Int64 // Ingest calls in progress
 	now       func() time.Time
 	logger    *slog.Logger
@@ -91,19 +94,26 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	db.MaxBatchDelay = opts.BatchDelay
 	db.MaxBatchSize = opts.BatchSize
+	var id string
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		st := tx.Bucket(bucketState)
+		if v := st.Get(keyJournalID); v != nil {
+			id = string(v)
+			return nil
+		}
+		id = newJournalID()
+		return st.Put(keyJournalID, []byte(id))
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialise journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, now: opts.Now, logger: opts.Logger}
+	j := &Journal{db: db, now: opts.Now, logger: opts.Logger, id: id}
 	j.writeDu = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "zmy_responder",
 		Name:      "journal_write_duration_seconds",
@@ -120,6 +130,20 @@ func Open(path string, opts Options) (*Journal, error) {
 	j.logger.Debug("journal opened", "path", path)
 	return j, nil
 }
+
+// keyJournalID holds the journal's identity in the state bucket.
+var keyJournalID = []byte("journal/id")
+
+// newJournalID is a random identity, fixed when the journal file is created.
+func newJournalID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return "j" + hex.EncodeToString(b)
+}
+
+// ID identifies this journal: two responders with their own journals have different ones, and
+// it survives restarts. The runbook puts it in ZMY_ACTOR so nodes can tell runbooks apart.
+func (j *Journal) ID() string { return j.id }
 
 // Path is the journal file's path.
 func (j *Journal) Path() string { return j.db.Path() }

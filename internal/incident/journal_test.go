@@ -361,3 +361,17 @@ func TestIngestLeavesRecordAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, IngestResult{"inc-000001", false, true}, res[0])
 }
+
+// A journal keeps its identity across reopenings; another file has another one.
+func TestJournalID(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir)
+	id := j.ID()
+	require.Regexp(t, `^j[0-9a-f]{12}$`, id)
+	require.NoError(t, j.Close())
+	again, err := Open(dir, Options{})
+	require.NoError(t, err)
+	defer again.Close()
+	require.Equal(t, id, again.ID())
+	require.NotEqual(t, id, openTest(t, t.TempDir()).ID())
+}

@@ -86,6 +86,11 @@ type Incident struct {
 	// open-incident dedup it makes remediation happen at most once per incident.
 	RemediationStarted bool       `json:"remediation_started"`
 	ContainedAt        *time.Time `json:"contained_at,omitempty"`
+	// Recontained counts the times a node was found writable again after containment and the
+	// runbook went back to contain it (at most once; the second time is for a human).
+	Recontained int `json:"recontained,omitempty"`
+	// RecontainedAt is when it last did: approvals given before it approved another world.
+	RecontainedAt *time.Time `json:"recontained_at,omitempty"`
 }
 
 // Open reports whether the incident is not yet closed.
@@ -135,6 +140,9 @@ type Intent struct {
 	Command string    `json:"command"` // suspend, snapshot_save, recover, resume (zmy command names)
 	Nodes   []string  `json:"nodes"`
 	At      time.Time `json:"at"`
+	// Term is, for recover, the highest raft term the nodes reported right before it was sent:
+	// a recover reported with a higher term landed.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // Silence is one Alertmanager silence action taken for the incident.

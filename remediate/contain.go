@@ -140,7 +140,7 @@ func describeContainment(left []string, known map[string]zmy.RaftState, sent map
 func stageSnapshotting(ctx context.Context, sc *stageCtx) Result {
 	tag := sc.inc.SnapshotTag
 	if tag == "" {
-		chosen := snapshotTag(sc.now())
+		chosen := snapshotTag(sc.now(), sc.inc.Recontained)
 		inc, err := sc.journal.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
 			if err := sameStep(cur, sc.inc.Step); err != nil {
 				return err

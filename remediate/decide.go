@@ -312,7 +312,14 @@ func missingSnapshot(nodes []string, lists map[string][]zmy.Snapshot, tag string
 }
 
 // snapshotTag is the SOP's tag, chosen once per incident.
-func snapshotTag(now time.Time) string { return fmt.Sprintf("pre-recover-%d", now.Unix()) }
+// After a re-containment the tag says so: the nodes took writes since the first snapshots, and a
+// save under the first tag (possibly the same second) would return the old snapshot.
+func snapshotTag(now time.Time, recontained int) string {
+	if recontained > 0 {
+		return fmt.Sprintf("pre-recover-%d-r%d", now.Unix(), recontained)
+	}
+	return fmt.Sprintf("pre-recover-%d", now.Unix())
+}
 
 // firstReceived is when the first alert of the incident reached us.
 func firstReceived(inc *incident.Incident) time.Time {

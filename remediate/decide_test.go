@@ -176,7 +176,8 @@ func TestNodeSelections(t *testing.T) {
 		"n2": {{Tag: "other"}},
 	}
 	require.Equal(t, []string{"n2", "n3"}, missingSnapshot(nodes, lists, "pre-recover-1"))
-	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0))
+	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0, 0))
+	require.Equal(t, "pre-recover-1735787045-r1", snapshotTag(t0, 1))
 }
 
 func TestStepDeadline(t *testing.T) {

@@ -17,7 +17,9 @@ import (
 // step's deadline (gate_timeout), then needs_human.
 func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) Result {
 	g, err := sc.prober.RecoveryGate(ctx, sc.inc.Cluster)
-	if ctx.Err() != nil {
+	if err == nil && g.At.IsZero() && ctx.Err() != nil {
+		// No reading at all before the deadline; a reading cut short keeps what it names
+		// (etcd endpoints, nodes whose netcheck did not answer).
 		err = ctx.Err()
 	}
 	sc.failpoint("awaiting_recovery:polled")

@@ -274,6 +274,7 @@ type stageRig struct {
 	guards  *fakeGuards
 	cfg     *config.Config
 	humans  humans
+	prober  Prober
 }
 
 func newStageRig(ids ...string) *stageRig {
@@ -309,7 +310,7 @@ func (r *stageRig) run(t *testing.T, inc incident.Incident, budget time.Duration
 	defer cancel()
 	ctx = zmy.WithActor(ctx, rigActor.String())
 	sc := &stageCtx{inc: &inc, cfg: r.cfg, cluster: &r.cfg.Clusters[0], deadline: deadline, self: rigActor, deps: deps{
-		driver: r.nodes, journal: r.journal, now: time.Now, slots: newPrioSemaphore(64),
+		driver: r.nodes, prober: r.prober, journal: r.journal, now: time.Now, slots: newPrioSemaphore(64),
 		humans: r.humans, claims: r.guards, guards: r.guards, plan: func() []string { return []string{"plan"} },
 	}}
 	res, held := sc.require(ctx, spec)
@@ -333,4 +334,14 @@ func ids(n int) []string {
 		out[i] = fmt.Sprintf("n%d", i+1)
 	}
 	return out
+}
+
+// slowGate is a recovery gate whose reading arrives after the caller's deadline (an etcd that
+// does not answer), still saying what it found.
+type slowGate struct{ reading incident.Gate }
+
+func (slowGate) Confirm(context.Context, string) (*incident.Verdict, error) { return nil, errors.New("unused") }
+func (g slowGate) RecoveryGate(ctx context.Context, _ string) (incident.Gate, error) {
+	<-ctx.Done()
+	return g.reading, nil
 }

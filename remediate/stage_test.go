@@ -327,3 +327,15 @@ func TestStageContainingSeesAnotherRunbook(t *testing.T) {
 	require.Contains(t, res.msg, "another responder or a human is acting on this cluster")
 	require.Contains(t, res.msg, "n2")
 }
+
+// The gate's deadline passing while etcd does not answer ends the incident with a reason that
+// names etcd and its endpoint, not a bare "context deadline exceeded".
+func TestGateTimeoutNamesWhatItWaitedFor(t *testing.T) {
+	r := newStageRig(ids(3)...)
+	r.prober = slowGate{reading: incident.Gate{NetworkConverged: true, EtcdChecked: true, At: time.Now(),
+		Reason: "etcd: unhealthy etcd endpoints: http://127.0.0.1:2379: status: context deadline exceeded"}}
+	res := r.run(t, incident.Incident{Step: incident.StepAwaitingRecovery, Verdict: confirmed}, 100*time.Millisecond)
+	require.Equal(t, incident.OutcomeNeedsHuman, res.outcome)
+	require.Equal(t, statusTimeout, res.status)
+	require.Contains(t, res.msg, "recovery gate timed out: etcd: unhealthy etcd endpoints: http://127.0.0.1:2379")
+}

@@ -49,7 +49,7 @@ var runbook = []stepSpec{
 		budget: goldenWindow, guarded: true, approvable: true, mutation: "raft suspend", plan: planContain},
 	{step: incident.StepSnapshotting, stage: stageSnapshotting, next: incident.StepAwaitingRecovery,
 		budget: goldenWindow, guarded: true, approvable: true, mutation: "snapshot save",
-		requires: []requirement{requireSuspended}, plan: planSnapshot},
+		requires: []requirement{requireNoTakeover, requireSuspended}, plan: planSnapshot},
 	{step: incident.StepAwaitingRecovery, stage: stageAwaitingRecovery, next: incident.StepArbitrating,
 		budget: func(cfg *config.Config, _ *config.ClusterConfig) time.Duration {
 			return time.Duration(cfg.Remediation.GateTimeout)

@@ -198,14 +198,14 @@ func approvable(inc *incident.Incident) bool {
 // currentApproval is the latest approval that still counts: one given after the last
 // re-containment (an approval of the world before it does not approve the world after).
 func currentApproval(inc *incident.Incident) *incident.Approval {
-	for i := len(inc.Approvals) - 1; i >= 0; i-- {
-		a := &inc.Approvals[i]
-		if inc.RecontainedAt == nil || a.At.After(*inc.RecontainedAt) {
-			return a
-		}
-		break
+	if len(inc.Approvals) == 0 {
+		return nil
 	}
-	return nil
+	a := &inc.Approvals[len(inc.Approvals)-1]
+	if inc.RecontainedAt != nil && !a.At.After(*inc.RecontainedAt) {
+		return nil
+	}
+	return a
 }
 
 // gateDecision is what the recovery gate does next.

@@ -52,10 +52,13 @@ func stageGuarding(ctx context.Context, sc *stageCtx) Result {
 	if err != nil {
 		return Retry(retryRead, err.Error())
 	}
-	_, ref := sc.claims.claim(inc.ID, func(others map[string]string) (string, *refusal) {
+	_, ref, err := sc.claims.claim(ctx, inc.ID, inc.Cluster, func(others map[string]string) (string, *refusal) {
 		in.Remediating = others
 		return runGuards(in)
 	})
+	if err != nil {
+		return Retry(retryRead, err.Error())
+	}
 	if ref != nil {
 		return Close(ref.Outcome, ref.Reason)
 	}

@@ -81,8 +81,6 @@ type runner struct {
 	cancel  context.CancelCauseFunc
 	wake    chan struct{}
 	done    chan struct{}
-	// claimed: the incident passed the guards, so it counts against blast radius and anti-flap.
-	claimed bool
 	step    incident.Step
 	silMu   sync.Mutex // serializes silence operations of this incident
 	// Guarded by Engine.mu:
@@ -197,15 +195,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.ctx = ctx
-	// Claims first, all of them, so that no resumed incident passes the guards without
-	// seeing the ones already remediating.
 	for _, inc := range open {
 		r := e.newRunnerLocked(inc.ID, inc.Cluster)
-		r.claimed = pastGuards(inc.Step)
 		r.step = inc.Step
-	}
-	for _, inc := range open {
-		e.startLocked(e.runners[inc.ID])
+		e.startLocked(r)
 	}
 	for _, id := range e.pending {
 		e.kickLocked(id)
@@ -340,9 +333,6 @@ func (e *Engine) track(r *runner, inc *incident.Incident) {
 	e.mu.Lock()
 	r.cluster = inc.Cluster
 	r.step = inc.Step
-	if pastGuards(inc.Step) {
-		r.claimed = true
-	}
 	e.mu.Unlock()
 	if e.config().Cluster(inc.Cluster) != nil {
 		e.m.setStep(inc.Cluster, inc.Step)
@@ -377,46 +367,12 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// engineClaims is the claimer of one incident's runner: the claims are the runners' own.
-type engineClaims struct {
-	e *Engine
-	r *runner
-}
-
-func (c engineClaims) claim(id string, decide func(others map[string]string) (string, *refusal)) (string, *refusal) {
-	c.e.mu.Lock()
-	defer c.e.mu.Unlock()
-	name, ref := decide(c.e.claimsExceptLocked(id))
-	if ref == nil {
-		c.r.claimed = true
-	}
-	return name, ref
-}
-
 func (e *Engine) breakerState(ctx context.Context, cluster string) (BreakerState, error) {
 	return e.brk.State(ctx, cluster)
 }
 
 func (e *Engine) clusterState(ctx context.Context, cluster string) (clusterState, error) {
 	return loadClusterState(ctx, e.j, cluster)
-}
-
-// claimsExcept lists the incidents (id → cluster) that passed the guards and are not closed,
-// but the one named.
-func (e *Engine) claimsExcept(id string) map[string]string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.claimsExceptLocked(id)
-}
-
-func (e *Engine) claimsExceptLocked(id string) map[string]string {
-	out := map[string]string{}
-	for oid, r := range e.runners {
-		if oid != id && r.claimed {
-			out[oid] = r.cluster
-		}
-	}
-	return out
 }
 
 // actor is who this runbook is on the nodes, for incident id.

@@ -252,10 +252,10 @@ func (g *fakeGuards) breakerState(context.Context, string) (BreakerState, error)
 func (g *fakeGuards) clusterState(context.Context, string) (clusterState, error) {
 	return g.cluster, nil
 }
-func (g *fakeGuards) claim(_ string, decide func(map[string]string) (string, *refusal)) (string, *refusal) {
+func (g *fakeGuards) claim(_ context.Context, _, _ string, decide func(map[string]string) (string, *refusal)) (string, *refusal, error) {
 	name, ref := decide(g.others)
 	g.claimed = ref == nil
-	return name, ref
+	return name, ref, nil
 }
 
 // fakeHumans says a human took over when takeover is set.

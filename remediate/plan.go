@@ -36,7 +36,9 @@ func (e *Engine) Plan(ctx context.Context, cluster string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.Remediating = e.claimsExcept("")
+	if in.Remediating, err = (storeClaims{j: e.j}).current(ctx); err != nil {
+		return nil, err
+	}
 	if name, ref := runGuards(in); ref != nil {
 		rep.Guard, rep.Reason = name, ref.Reason
 	}

@@ -74,9 +74,9 @@ type humans interface {
 // claimer serializes the guards' view of which incidents are remediating which cluster.
 type claimer interface {
 	// claim runs decide with the other incidents holding a claim (id → cluster) and, if it
-	// lets the incident through, claims its cluster; atomically, so that two incidents cannot
-	// both pass blast radius at once.
-	claim(id string, decide func(others map[string]string) (guard string, ref *refusal)) (string, *refusal)
+	// lets the incident through, claims cluster for it; atomically, so that two incidents
+	// cannot both pass blast radius at once.
+	claim(ctx context.Context, id, cluster string, decide func(others map[string]string) (guard string, ref *refusal)) (string, *refusal, error)
 }
 
 // guardReader reads the durable state the guards decide from.
@@ -158,7 +158,7 @@ func settle(res Result, takeover string, ctxErr error, inc *incident.Incident) R
 func (e *Engine) deps(r *runner, inc *incident.Incident, cfg *config.Config, cc *config.ClusterConfig, nodes Nodes, sil *silencer) deps {
 	d := deps{
 		driver: nodes, prober: e.p, journal: e.j, now: e.now, slots: e.sem,
-		claims: engineClaims{e: e, r: r}, guards: e,
+		claims: storeClaims{j: e.j}, guards: e,
 		contained: func(d time.Duration) { e.m.containment.Observe(d.Seconds()) },
 		plan:      func() []string { return planSteps(cfg, cc) },
 		fail:      e.fail,

@@ -23,17 +23,21 @@ type Options struct {
 	Logger     *slog.Logger
 	HTTPClient *http.Client     // for /metrics and /healthz; default: keep-alive client, no global timeout
 	Now        func() time.Time // verdict timestamps, threshold window and fuse; default time.Now
+	// Watching says whether this replica watches a cluster (its leader, when replicas share the
+	// journal): watch mode skips the others. Nil: every cluster.
+	Watching func(cluster string) bool
 }
 
 // Prober confirms split-brains. It keeps, per cluster, the dynamic threshold, the clock fuse and
 // the per-node breakers across calls and across SetConfig.
 type Prober struct {
-	log     *slog.Logger
-	http    *http.Client
-	now     func() time.Time
-	reg     prometheus.Registerer
-	metrics *metrics
-	grpc    GRPCPool // gRPC health connections, one per node address, kept across rounds
+	log      *slog.Logger
+	watching func(cluster string) bool
+	http     *http.Client
+	now      func() time.Time
+	reg      prometheus.Registerer
+	metrics  *metrics
+	grpc     GRPCPool // gRPC health connections, one per node address, kept across rounds
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -62,7 +66,7 @@ type memory struct {
 // NewProber builds a prober for cfg.
 func NewProber(cfg *config.Config, opts Options) *Prober {
 	p := &Prober{
-		log: opts.Logger, http: opts.HTTPClient, now: opts.Now, reg: opts.Registerer,
+		log: opts.Logger, http: opts.HTTPClient, now: opts.Now, reg: opts.Registerer, watching: opts.Watching,
 		metrics:  newMetrics(opts.Registerer),
 		clusters: map[string]*clusterState{},
 		reload:   make(chan struct{}, 1),
@@ -72,6 +76,9 @@ func NewProber(cfg *config.Config, opts Options) *Prober {
 	}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	if p.watching == nil {
+		p.watching = func(string) bool { return true }
 	}
 	if p.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -35,6 +35,20 @@ type Store interface {
 	ID() string
 }
 
+// Leadership says whether this replica may act on a cluster now, and the fence its journal
+// writes carry; Changes names a cluster whenever that may have changed. internal/ha implements
+// it: Single for the embedded journal, Elector on etcd.
+type Leadership interface {
+	Acting(cluster string) (incident.Fence, error)
+	Changes() <-chan string
+}
+
+// everyCluster is the leadership of a lone replica: it acts on every cluster, unfenced.
+type everyCluster struct{}
+
+func (everyCluster) Acting(string) (incident.Fence, error) { return incident.Fence{}, nil }
+func (everyCluster) Changes() <-chan string               { return nil }
+
 // Options are the engine's collaborators. The zero value is usable.
 type Options struct {
 	Registerer prometheus.Registerer
@@ -45,6 +59,12 @@ type Options struct {
 	Failpoint func(name string)
 	// Replica names this responder in ZMY_ACTOR; default the host name.
 	Replica string
+	// Leadership decides which clusters this replica acts on; nil: every cluster (one replica).
+	Leadership Leadership
+	// Scan, when positive, is how often the engine lists the open incidents to pick up the
+	// ones another replica journaled, and aborts requested there. Replicas sharing a store
+	// need it; a lone replica learns of everything through Kick.
+	Scan time.Duration
 }
 
 // Engine runs the runbook: one goroutine per open incident, driven by the journal.
@@ -59,6 +79,8 @@ type Engine struct {
 	fail func(string)
 	// replica is this responder's name in ZMY_ACTOR.
 	replica string
+	lead    Leadership
+	scan    time.Duration
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -114,8 +136,12 @@ func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, er
 	if opts.Replica == "" {
 		opts.Replica, _ = os.Hostname()
 	}
+	if opts.Leadership == nil {
+		opts.Leadership = everyCluster{}
+	}
 	e := &Engine{
 		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint, replica: opts.Replica,
+		lead: opts.Leadership, scan: opts.Scan,
 		runners: map[string]*runner{}, reg: opts.Registerer,
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
@@ -213,11 +239,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.m.clusterPaused.WithLabelValues(c.Name).Set(1)
 		}
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		e.sweepOrphans(ctx)
-	}()
+	e.wg.Go(func() { e.sweepOrphans(ctx) })
+	e.wg.Go(func() { e.followLeadership(ctx) })
+	if e.scan > 0 {
+		e.wg.Go(func() { e.scanOpen(ctx) })
+	}
 	<-ctx.Done()
 	e.wg.Wait()
 	return nil
@@ -297,6 +323,14 @@ func (e *Engine) drive(ctx context.Context, r *runner) {
 		if !inc.Open() {
 			return
 		}
+		fence, err := e.lead.Acting(inc.Cluster)
+		if err != nil {
+			// Another replica leads the cluster (or this one may no longer): it is theirs.
+			log.Debug("not acting on the incident", "cluster", inc.Cluster, "err", err)
+			return
+		}
+		// Every journal write from here on is conditioned on still leading the cluster.
+		ctx := incident.WithFence(ctx, fence)
 		if pastGuards(inc.Step) && inc.Outcome == "" && inc.Abort == nil {
 			e.startKeeper(ctx, r)
 		}
@@ -313,6 +347,10 @@ func (e *Engine) drive(ctx context.Context, r *runner) {
 		}
 		res := e.execStep(ctx, r, inc)
 		if ctx.Err() != nil {
+			return
+		}
+		if _, err := e.lead.Acting(inc.Cluster); err != nil {
+			log.Warn("leadership lost during the step; its result is not journaled", "step", inc.Step, "err", err)
 			return
 		}
 		wait, err := e.act(ctx, r, inc, res)
@@ -378,4 +416,87 @@ func (e *Engine) clusterState(ctx context.Context, cluster string) (clusterState
 // actor is who this runbook is on the nodes, for incident id.
 func (e *Engine) actor(id string) zmy.Actor {
 	return zmy.Actor{Replica: e.replica, Incident: id, Token: e.j.ID()}
+}
+
+// followLeadership starts the runners of a cluster this replica came to lead (its open
+// incidents resume at their journaled step, level-based) and stops those of a cluster it no
+// longer leads.
+func (e *Engine) followLeadership(ctx context.Context) {
+	ch := e.lead.Changes()
+	if ch == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cluster := <-ch:
+			if _, err := e.lead.Acting(cluster); err != nil {
+				e.stopCluster(cluster)
+				continue
+			}
+			if err := e.resumeOpen(ctx, func(inc *incident.Incident) bool { return inc.Cluster == cluster }); err != nil {
+				e.log.Error("cannot resume the incidents of a cluster this replica now leads", "cluster", cluster, "err", err)
+			}
+		}
+	}
+}
+
+// scanOpen picks up, every scan interval, open incidents journaled by another replica on a
+// cluster this one leads, and aborts requested there of incidents it runs.
+func (e *Engine) scanOpen(ctx context.Context) {
+	for sleep(ctx, e.scan, nil) {
+		if err := e.resumeOpen(ctx, func(inc *incident.Incident) bool {
+			_, err := e.lead.Acting(inc.Cluster)
+			return err == nil
+		}); err != nil {
+			e.log.Warn("cannot list open incidents", "err", err)
+		}
+	}
+}
+
+// resumeOpen starts a runner for every open incident that want selects and has none, and
+// interrupts the running step of one whose abort was journaled elsewhere.
+func (e *Engine) resumeOpen(ctx context.Context, want func(*incident.Incident) bool) error {
+	open, err := e.j.List(ctx, true)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return nil
+	}
+	for _, inc := range open {
+		if !want(inc) {
+			continue
+		}
+		r, ok := e.runners[inc.ID]
+		if !ok {
+			r = e.newRunnerLocked(inc.ID, inc.Cluster)
+			e.startLocked(r)
+			continue
+		}
+		if inc.Abort != nil && r.stageCancel != nil {
+			r.stageCancel()
+		}
+	}
+	return nil
+}
+
+// stopCluster stops the runners of a cluster this replica no longer leads; the new leader
+// resumes its incidents from the journal.
+func (e *Engine) stopCluster(cluster string) {
+	e.mu.Lock()
+	var stopped []*runner
+	for _, r := range e.runners {
+		if r.cluster == cluster {
+			r.cancel(fmt.Errorf("no longer leading cluster %s", cluster))
+			stopped = append(stopped, r)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range stopped {
+		<-r.done
+	}
 }

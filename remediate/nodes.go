@@ -159,3 +159,57 @@ func describe(ids []string, errs map[string]error) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// actingNodes sends a command only while this replica may act on the cluster: a leader whose
+// lease may have expired (no keepalive answered for TTL minus a margin: a frozen host, a lost
+// network) stops commanding at once, before another replica can lead.
+type actingNodes struct {
+	Nodes
+	acting func() error
+}
+
+func (a actingNodes) Suspend(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSuspend, n, err)
+	}
+	return a.Nodes.Suspend(ctx, n)
+}
+
+func (a actingNodes) Resume(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdResume, n, err)
+	}
+	return a.Nodes.Resume(ctx, n)
+}
+
+func (a actingNodes) RaftState(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdRaftState, n, err)
+	}
+	return a.Nodes.RaftState(ctx, n)
+}
+
+func (a actingNodes) SnapshotSave(ctx context.Context, n config.NodeConfig, tag string) (*zmy.Snapshot, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSnapshotSave, n, err)
+	}
+	return a.Nodes.SnapshotSave(ctx, n, tag)
+}
+
+func (a actingNodes) SnapshotList(ctx context.Context, n config.NodeConfig) ([]zmy.Snapshot, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSnapshotList, n, err)
+	}
+	return a.Nodes.SnapshotList(ctx, n)
+}
+
+func (a actingNodes) Recover(ctx context.Context, n config.NodeConfig) (*zmy.RecoverResult, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdRecover, n, err)
+	}
+	return a.Nodes.Recover(ctx, n)
+}
+
+func notSent(command string, n config.NodeConfig, err error) error {
+	return &zmy.CommandError{Command: command, Node: n.ID, Err: fmt.Errorf("not sent: %w", err)}
+}

@@ -198,6 +198,9 @@ func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 	cluster := r.cluster
 	e.mu.Unlock()
 	for {
+		if _, err := e.lead.Acting(cluster); err != nil {
+			return // the cluster's leader keeps the silence
+		}
 		_, _, _, sil := e.snapshot(cluster)
 		every := time.Duration(e.config().Alertmanager.ExtendEvery)
 		wait := max(every, time.Millisecond)

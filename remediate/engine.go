@@ -47,7 +47,7 @@ type Leadership interface {
 type everyCluster struct{}
 
 func (everyCluster) Acting(string) (incident.Fence, error) { return incident.Fence{}, nil }
-func (everyCluster) Changes() <-chan string               { return nil }
+func (everyCluster) Changes() <-chan string                { return nil }
 
 // Options are the engine's collaborators. The zero value is usable.
 type Options struct {

@@ -413,9 +413,14 @@ func (e *Engine) clusterState(ctx context.Context, cluster string) (clusterState
 	return loadClusterState(ctx, e.j, cluster)
 }
 
-// actor is who this runbook is on the nodes, for incident id.
-func (e *Engine) actor(id string) zmy.Actor {
-	return zmy.Actor{Replica: e.replica, Incident: id, Token: e.j.ID()}
+// actor is who this runbook is on the nodes, for incident id: the token is the journal's
+// identity, with the fencing revision of the leadership it acts under when there is one.
+func (e *Engine) actor(ctx context.Context, id string) zmy.Actor {
+	token := e.j.ID()
+	if f, ok := incident.FenceFrom(ctx); ok {
+		token = fmt.Sprintf("%s.%d", token, f.Revision)
+	}
+	return zmy.Actor{Replica: e.replica, Incident: id, Token: token}
 }
 
 // followLeadership starts the runners of a cluster this replica came to lead (its open

@@ -118,7 +118,7 @@ func (e *Engine) execStep(ctx context.Context, r *runner, inc *incident.Incident
 		e.count(inc.Step, res, 0)
 		return res
 	}
-	self := e.actor(inc.ID)
+	self := e.actor(ctx, inc.ID)
 	sctx, cancel := context.WithDeadline(zmy.WithActor(ctx, self.String()), deadline)
 	defer cancel()
 	e.mu.Lock()

@@ -80,7 +80,13 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 		e.m.setStep(closed.Cluster, incident.StepClosed)
 		e.m.stepDeadline.WithLabelValues(closed.Cluster).Set(0)
 	}
-	e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	switch closed.Outcome {
+	case incident.OutcomeNeedsHuman, incident.OutcomeFailed, incident.OutcomeAborted:
+		// The responder hands over: its silence is expired, so on-call is paged; say why.
+		e.log.Warn("incident handed to a human", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	default:
+		e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	}
 	return nil
 }
 
@@ -95,7 +101,7 @@ func (e *Engine) expireSilences(ctx context.Context, sil *silencer, inc *inciden
 			if s.ID != "" && !slices.Contains(ids, s.ID) {
 				ids = append(ids, s.ID)
 			}
-		case silenceExpired:
+		case silenceExpired, silenceHumanExpired:
 			done[s.ID] = true
 		}
 	}

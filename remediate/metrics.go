@@ -20,6 +20,7 @@ type metrics struct {
 	breakerState  *prometheus.GaugeVec
 	clusterPaused *prometheus.GaugeVec
 	silences      *prometheus.CounterVec
+	acks          *prometheus.CounterVec
 	knownClusters map[string]bool
 }
 
@@ -45,7 +46,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		clusterPaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_paused",
 			Help: "1 when remediation of the cluster is paused (kill switch)."}, []string{"cluster"}),
 		silences: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "silences_total",
-			Help: "Alertmanager silence actions (created, extended, expired, failed, foreign)."}, []string{"action"}),
+			Help: "Alertmanager silence actions (created, extended, expired, human_expired, failed, foreign)."}, []string{"action"}),
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "acknowledgements_total",
+			Help: "Acknowledgements of incidents by humans (source: silence, api); they approve nothing."}, []string{"source"}),
 		knownClusters: map[string]bool{},
 	}
 	if reg != nil {
@@ -77,6 +80,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if m.silences, err = register(reg, m.silences); err != nil {
 			return nil, err
 		}
+		if m.acks, err = register(reg, m.acks); err != nil {
+			return nil, err
+		}
 	}
 	for _, o := range incident.Outcomes {
 		m.incidents.WithLabelValues(string(o))
@@ -86,6 +92,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		for _, r := range statuses {
 			m.steps.WithLabelValues(string(s), string(r))
 		}
+	}
+	for _, s := range ackSources {
+		m.acks.WithLabelValues(s)
 	}
 	for _, a := range silenceActions {
 		m.silences.WithLabelValues(a)

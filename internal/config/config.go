@@ -14,6 +14,7 @@ type Config struct {
 	Webhook      WebhookConfig      `yaml:"webhook"`
 	API          APIConfig          `yaml:"api"`
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
+	Silences     SilencesConfig     `yaml:"silences"`
 	Detection    DetectionConfig    `yaml:"detection"`
 	Remediation  RemediationConfig  `yaml:"remediation"`
 	Clusters     []ClusterConfig    `yaml:"clusters"`
@@ -82,6 +83,17 @@ type AlertmanagerConfig struct {
 	CreatedBy        string                     `yaml:"created_by"`       // default "zmy-responder"
 	// AlertNames are the alertnames the silence matches (regex alternation). Default ZMY_.*
 	AlertNameRegex string `yaml:"alertname_regex"`
+}
+
+// SilencesConfig says how the responder reads the silences humans put on a cluster it works on.
+type SilencesConfig struct {
+	// AckCommentRegex: a human's silence whose comment matches is an acknowledgement ("I am on
+	// it"): recorded on the incident, the runbook goes on. Any other human silence on the cluster
+	// is a takeover. Default `(?i)^\s*ACK\b` (karma's "ACK! …", the amtool habit "ACK …").
+	AckCommentRegex string `yaml:"ack_comment_regex"`
+	// WatchInterval is how often an open incident looks at Alertmanager for a human's silence,
+	// or a human's expiry of the responder's silence. Default 10s.
+	WatchInterval model.Duration `yaml:"watch_interval"`
 }
 
 // DetectionConfig tunes the probes and the verdict.
@@ -198,6 +210,11 @@ var (
 		CreatedBy:        "zmy-responder",
 		AlertNameRegex:   "ZMY_.*",
 		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
+	}
+
+	DefaultSilences = SilencesConfig{
+		AckCommentRegex: `(?i)^\s*ACK\b`,
+		WatchInterval:   model.Duration(10 * time.Second),
 	}
 
 	DefaultDetection = DetectionConfig{

@@ -105,6 +105,7 @@ func (c *Config) validate(doc *yaml.Node) error {
 	c.Webhook.validate(p)
 	c.API.validate(p)
 	c.Alertmanager.validate(p)
+	c.Silences.validate(p)
 	c.Detection.validate(p)
 	c.Remediation.validate(p)
 
@@ -196,6 +197,14 @@ func (a *AlertmanagerConfig) validate(p *problems) {
 	if _, err := regexp.Compile("^(?:" + a.AlertNameRegex + ")$"); err != nil || a.AlertNameRegex == "" {
 		p.add(at(base, "alertname_regex"), "must be a non-empty regular expression: %v", err)
 	}
+}
+
+func (s *SilencesConfig) validate(p *problems) {
+	base := []any{"silences"}
+	if _, err := regexp.Compile(s.AckCommentRegex); err != nil || s.AckCommentRegex == "" {
+		p.add(at(base, "ack_comment_regex"), "must be a non-empty regular expression: %v", err)
+	}
+	positive(p, at(base, "watch_interval"), s.WatchInterval)
 }
 
 func (d *DetectionConfig) validate(p *problems) {

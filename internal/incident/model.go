@@ -78,6 +78,7 @@ type Incident struct {
 	Silences    []Silence          `json:"silences,omitempty"`
 	Intents     []Intent           `json:"intents,omitempty"`
 	Approvals   []Approval         `json:"approvals,omitempty"`
+	Acks        []Ack              `json:"acks,omitempty"`
 	Abort       *Approval          `json:"abort,omitempty"`
 	SnapshotTag string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
 	Recovery    *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
@@ -159,6 +160,17 @@ type Approval struct {
 	By     string    `json:"by"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+}
+
+// Ack is a human's acknowledgement of the incident, "I am on it": by an Alertmanager silence
+// whose comment says so (karma's ACK button, `amtool silence add --comment="ACK …"`) or through
+// the API. The runbook goes on; an acknowledgement never approves anything.
+type Ack struct {
+	By        string    `json:"by"`
+	At        time.Time `json:"at"`
+	Comment   string    `json:"comment,omitempty"`
+	Source    string    `json:"source"`               // "silence" or "api"
+	SilenceID string    `json:"silence_id,omitempty"` // the acknowledging silence
 }
 
 // VerdictKind is the result of confirmation (SPEC §4 step 2).

@@ -29,8 +29,8 @@ const (
 	silenceExpired  = "expired"
 	// silenceHumanExpired: a human expired the responder's silence (they want to be paged).
 	silenceHumanExpired = "human_expired"
-	silenceFailed   = "failed"
-	silenceForeign  = "foreign"
+	silenceFailed       = "failed"
+	silenceForeign      = "foreign"
 )
 
 var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceHumanExpired, silenceFailed, silenceForeign}

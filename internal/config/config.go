@@ -106,6 +106,10 @@ type DetectionConfig struct {
 	ClockFuse      ClockFuseConfig `yaml:"clock_fuse"`
 	NodeBreaker    BreakerConfig   `yaml:"node_breaker"`   // per-node probe breaker
 	WatchInterval  model.Duration  `yaml:"watch_interval"` // 0 disables watch mode; default 0
+	// ConfirmWindow: an alert whose split-brain the probes do not confirm (yet) is probed again
+	// while it fires, until this long after confirming began; only then not_confirmed or
+	// inconclusive. 0: one verdict decides. Default 2m.
+	ConfirmWindow model.Duration `yaml:"confirm_window"`
 }
 
 // ThresholdConfig is the dynamic split-brain threshold of the seed:
@@ -235,7 +239,8 @@ var (
 			MaxDrift:  model.Duration(300 * time.Millisecond),
 			Breaches:  3,
 		},
-		NodeBreaker: BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(30 * time.Second)},
+		NodeBreaker:   BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(30 * time.Second)},
+		ConfirmWindow: model.Duration(2 * time.Minute),
 	}
 
 	DefaultRemediation = RemediationConfig{

@@ -210,6 +210,9 @@ func (s *SilencesConfig) validate(p *problems) {
 func (d *DetectionConfig) validate(p *problems) {
 	base := []any{"detection"}
 	positive(p, at(base, "probe_timeout"), d.ProbeTimeout)
+	if d.ConfirmWindow < 0 {
+		p.add(at(base, "confirm_window"), "must not be negative, got %s", d.ConfirmWindow)
+	}
 	if d.Concurrency <= 0 {
 		p.add(at(base, "concurrency"), "must be > 0, got %d", d.Concurrency)
 	}

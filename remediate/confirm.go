@@ -63,6 +63,7 @@ func stageGuarding(ctx context.Context, sc *stageCtx) Result {
 	if err != nil {
 		return Retry(retryRead, err.Error())
 	}
+	in.AntiFlapOverride = inc.AntiFlapOverride
 	_, ref, err := sc.claims.claim(ctx, inc.ID, inc.Cluster, func(others map[string]string) (string, *refusal) {
 		in.Remediating = others
 		return runGuards(in)

@@ -57,6 +57,8 @@ type guardInput struct {
 	LastIncident  string
 	DryRun        bool
 	Cfg           config.RemediationConfig
+	// AntiFlapOverride is a human's decision to skip the anti-flap period (a retry).
+	AntiFlapOverride *incident.Approval
 }
 
 // refusal is a guard saying no: the incident ends with Outcome.
@@ -140,7 +142,9 @@ func guardAntiFlap(in guardInput) *refusal {
 				"cluster %s is already being remediated by %s", in.Cluster, id)}
 		}
 	}
-	if in.LastFinished == nil || in.Cfg.AntiFlap <= 0 {
+	if in.LastFinished == nil || in.Cfg.AntiFlap <= 0 || in.AntiFlapOverride != nil {
+		// A human who asked to retry an anti_flap refusal overrides the period (never the
+		// rule above: one remediation of a cluster at a time).
 		return nil
 	}
 	since := in.Now.Sub(*in.LastFinished)

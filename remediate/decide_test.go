@@ -72,8 +72,16 @@ func TestGuards(t *testing.T) {
 		"remediated recently":            {func(in *guardInput) { in.LastFinished = &recent }, "anti_flap", incident.OutcomeAntiFlap},
 		"remediated long ago":            {func(in *guardInput) { in.LastFinished = &old }, "", ""},
 		"anti flap disabled":             {func(in *guardInput) { in.LastFinished = &recent; in.Cfg.AntiFlap = 0 }, "", ""},
-		"dry run":                        {func(in *guardInput) { in.DryRun = true }, "dry_run", incident.OutcomeDryRun},
-		"two clusters allowed":           {func(in *guardInput) { in.Remediating["inc-1"] = "b"; in.Cfg.BlastRadius.MaxClusters = 2 }, "", ""},
+		"anti flap overridden by a human": {func(in *guardInput) {
+			in.LastFinished = &recent
+			in.AntiFlapOverride = &incident.Approval{By: "alice"}
+		}, "", ""},
+		"override never allows two at once": {func(in *guardInput) {
+			in.Remediating["inc-1"] = "a"
+			in.AntiFlapOverride = &incident.Approval{By: "alice"}
+		}, "anti_flap", incident.OutcomeAntiFlap},
+		"dry run":              {func(in *guardInput) { in.DryRun = true }, "dry_run", incident.OutcomeDryRun},
+		"two clusters allowed": {func(in *guardInput) { in.Remediating["inc-1"] = "b"; in.Cfg.BlastRadius.MaxClusters = 2 }, "", ""},
 	} {
 		in := base()
 		tc.mod(&in)

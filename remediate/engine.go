@@ -29,6 +29,8 @@ type Store interface {
 	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
 	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
+	// Ingest journals deliveries as the webhook does (a retry journals an incident's alerts again).
+	Ingest(ctx context.Context, ds []incident.Delivery) ([]incident.IngestResult, error)
 	stateStore
 	// ID identifies the journal (the token in ZMY_ACTOR): runbooks of different journals are
 	// different runbooks, even for incidents of the same id.

@@ -84,6 +84,9 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	case incident.OutcomeNeedsHuman, incident.OutcomeFailed, incident.OutcomeAborted:
 		// The responder hands over: its silence is expired, so on-call is paged; say why.
 		e.log.Warn("incident handed to a human", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	case incident.OutcomeAntiFlap, incident.OutcomePaused, incident.OutcomeBlastRadius, incident.OutcomeBreakerOpen:
+		e.log.Warn("incident refused by a guard: its alert is left unhandled (POST .../retry re-evaluates it)",
+			"incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
 	default:
 		e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
 	}

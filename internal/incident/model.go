@@ -71,17 +71,24 @@ type Incident struct {
 	TruncatedAlerts int           `json:"truncated_alerts,omitempty"` // sum of truncatedAlerts seen
 	ResolvedAt      *time.Time    `json:"resolved_at,omitempty"`      // a resolved notification arrived
 
-	Verdict     *Verdict           `json:"verdict,omitempty"`
-	Plan        []string           `json:"plan,omitempty"`
-	Timeline    []Event            `json:"timeline"`
-	Commands    []Command          `json:"commands,omitempty"`
-	Silences    []Silence          `json:"silences,omitempty"`
-	Intents     []Intent           `json:"intents,omitempty"`
-	Approvals   []Approval         `json:"approvals,omitempty"`
-	Acks        []Ack              `json:"acks,omitempty"`
-	Abort       *Approval          `json:"abort,omitempty"`
-	SnapshotTag string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
-	Recovery    *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
+	Verdict   *Verdict   `json:"verdict,omitempty"`
+	Plan      []string   `json:"plan,omitempty"`
+	Timeline  []Event    `json:"timeline"`
+	Commands  []Command  `json:"commands,omitempty"`
+	Silences  []Silence  `json:"silences,omitempty"`
+	Intents   []Intent   `json:"intents,omitempty"`
+	Approvals []Approval `json:"approvals,omitempty"`
+	Acks      []Ack      `json:"acks,omitempty"`
+	// RetryOf is the closed incident this one re-evaluates (POST …/retry, or an unpause);
+	// RetriedBy is, on that one, the incident that re-evaluates it.
+	RetryOf   string `json:"retry_of,omitempty"`
+	RetriedBy string `json:"retried_by,omitempty"`
+	// AntiFlapOverride is a human's decision that this re-evaluation skips the anti-flap guard
+	// (a retry of an incident that closed anti_flap).
+	AntiFlapOverride *Approval          `json:"anti_flap_override,omitempty"`
+	Abort            *Approval          `json:"abort,omitempty"`
+	SnapshotTag      string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
+	Recovery         *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
 
 	// RemediationStarted is set (and journaled) before the first mutating command; with the
 	// open-incident dedup it makes remediation happen at most once per incident.

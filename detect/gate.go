@@ -78,6 +78,11 @@ func gate(results []Result, nodes []string, etcdDeclared bool, converged float64
 		case !er.Healthy():
 			g.EtcdHealthy = false
 			why = append(why, "etcd: "+etcdReason(ev.cluster))
+			for _, h := range er.Endpoints {
+				if !h.Healthy {
+					g.UnhealthyEtcd = append(g.UnhealthyEtcd, h.Endpoint+": "+h.Error)
+				}
+			}
 		}
 	}
 	g.Reason = strings.Join(why, "; ")

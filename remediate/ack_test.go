@@ -56,7 +56,12 @@ func TestAPIAckDoesNotApprove(t *testing.T) {
 	s.fault(t, "partition", "n1,n2,n3/n4,n5")
 	r.waitConfirmed(t)
 	id := r.fire(t)
-	r.waitStep(t, id, incident.StepAwaitingRecovery, 30*time.Second)
+	inc := r.waitFor(t, id, 30*time.Second, "at the gate, split", func(inc *incident.Incident) bool {
+		return inc.Gate != nil || !inc.Open()
+	})
+	require.Equal(t, []string{waitNetwork, waitApproval}, inc.Gate.WaitingFor, "the structured gate")
+	require.Greater(t, inc.Gate.PartitionScore, 0.0)
+	require.Equal(t, *inc.StepDeadline, inc.Gate.Deadline)
 	s.fault(t, "heal")
 	_, err := r.e.Ack(t.Context(), id, incident.Approval{By: "dave", Reason: "on it"})
 	require.NoError(t, err)
@@ -65,10 +70,11 @@ func TestAPIAckDoesNotApprove(t *testing.T) {
 	_, err = r.e.Ack(t.Context(), id, incident.Approval{})
 	require.ErrorIs(t, err, ErrInvalid)
 
-	inc := r.waitFor(t, id, 20*time.Second, "the healed gate still waiting for an approval", func(inc *incident.Incident) bool {
+	inc = r.waitFor(t, id, 20*time.Second, "the healed gate still waiting for an approval", func(inc *incident.Incident) bool {
 		last := inc.Timeline[len(inc.Timeline)-1]
 		return strings.Contains(last.Message, "gate closed: waiting for a human approval") && len(inc.Acks) == 1 || !inc.Open()
 	})
+	require.Equal(t, []string{waitApproval}, inc.Gate.WaitingFor)
 	require.Equal(t, incident.StepAwaitingRecovery, inc.Step, "%s: %s", inc.Outcome, inc.Reason)
 	require.Len(t, inc.Acks, 1, "one acknowledgement per person")
 	require.Equal(t, "dave", inc.Acks[0].By)

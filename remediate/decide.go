@@ -212,6 +212,42 @@ func currentApproval(inc *incident.Incident) *incident.Approval {
 	return a
 }
 
+// Conditions the recovery gate waits for (incident.GateStatus.WaitingFor).
+const (
+	waitNetwork  = "network"
+	waitEtcd     = "etcd"
+	waitApproval = "approval"
+)
+
+// gateStatus is the gate as an operator reads it: what it still waits for, and the values it
+// waits on. A gate whose probes failed waits for the network (it could not be read).
+func gateStatus(g incident.Gate, gateErr error, approved, needApproval bool, since, deadline, now time.Time) incident.GateStatus {
+	st := incident.GateStatus{WaitingFor: []string{}, Since: since, Deadline: deadline, CheckedAt: now,
+		PartitionScore: g.PartitionScore, UnhealthyEtcd: g.UnhealthyEtcd, Reason: g.Reason}
+	switch {
+	case gateErr != nil:
+		st.WaitingFor = append(st.WaitingFor, waitNetwork)
+		st.Reason = "gate probe failed: " + gateErr.Error()
+	default:
+		if !g.NetworkConverged {
+			st.WaitingFor = append(st.WaitingFor, waitNetwork)
+		}
+		if !g.EtcdHealthy {
+			st.WaitingFor = append(st.WaitingFor, waitEtcd)
+		}
+	}
+	if needApproval && !approved {
+		st.WaitingFor = append(st.WaitingFor, waitApproval)
+	}
+	return st
+}
+
+// sameGate reports whether two readings differ only in when they were taken.
+func sameGate(a *incident.GateStatus, b incident.GateStatus) bool {
+	return a != nil && slices.Equal(a.WaitingFor, b.WaitingFor) && a.PartitionScore == b.PartitionScore &&
+		slices.Equal(a.UnhealthyEtcd, b.UnhealthyEtcd) && a.Reason == b.Reason && a.Deadline.Equal(b.Deadline)
+}
+
 // gateDecision is what the recovery gate does next.
 type gateDecision int
 

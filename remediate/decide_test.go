@@ -188,6 +188,22 @@ func TestNodeSelections(t *testing.T) {
 	require.Equal(t, "pre-recover-1735787045-r1", snapshotTag(t0, 1))
 }
 
+func TestGateStatus(t *testing.T) {
+	d := t0.Add(time.Hour)
+	st := gateStatus(incident.Gate{PartitionScore: 1, EtcdHealthy: false, UnhealthyEtcd: []string{"http://e1: no leader"}},
+		nil, false, true, t0, d, t0.Add(time.Minute))
+	require.Equal(t, []string{waitNetwork, waitEtcd, waitApproval}, st.WaitingFor)
+	require.Equal(t, []string{"http://e1: no leader"}, st.UnhealthyEtcd)
+	require.Equal(t, d, st.Deadline)
+	st = gateStatus(incident.Gate{NetworkConverged: true, EtcdHealthy: true}, nil, true, true, t0, d, t0)
+	require.Empty(t, st.WaitingFor)
+	require.NotNil(t, st.WaitingFor, "an empty list, not null, for the API")
+	st = gateStatus(incident.Gate{}, errors.New("boom"), false, false, t0, d, t0)
+	require.Equal(t, []string{waitNetwork}, st.WaitingFor)
+	require.Contains(t, st.Reason, "boom")
+	require.True(t, sameGate(&st, gateStatus(incident.Gate{}, errors.New("boom"), false, false, t0, d, t0.Add(time.Second))))
+}
+
 func TestStepDeadline(t *testing.T) {
 	cfg := config.Default()
 	cc := &config.ClusterConfig{Name: "a"}

@@ -79,6 +79,8 @@ type Incident struct {
 	Intents   []Intent   `json:"intents,omitempty"`
 	Approvals []Approval `json:"approvals,omitempty"`
 	Acks      []Ack      `json:"acks,omitempty"`
+	// Gate is what the recovery gate waits for, while the incident is at awaiting_recovery.
+	Gate *GateStatus `json:"gate,omitempty"`
 	// RetryOf is the closed incident this one re-evaluates (POST …/retry, or an unpause);
 	// RetriedBy is, on that one, the incident that re-evaluates it.
 	RetryOf   string `json:"retry_of,omitempty"`
@@ -236,13 +238,28 @@ type Evidence struct {
 
 // Gate is the recovery gate's reading (SPEC §4 step 7, SOP-ZMY-005), approval aside.
 type Gate struct {
-	NetworkConverged bool       `json:"network_converged"` // max netcheck partition_score <= bound
-	PartitionScore   float64    `json:"partition_score"`
-	EtcdChecked      bool       `json:"etcd_checked"`     // false when the cluster declares no etcd
-	EtcdHealthy      bool       `json:"etcd_healthy"`     // every endpoint healthy (true when not checked)
-	Reason           string     `json:"reason,omitempty"` // what is still missing, one sentence
-	At               time.Time  `json:"at"`
-	Evidence         []Evidence `json:"evidence,omitempty"`
+	NetworkConverged bool    `json:"network_converged"` // max netcheck partition_score <= bound
+	PartitionScore   float64 `json:"partition_score"`
+	EtcdChecked      bool    `json:"etcd_checked"` // false when the cluster declares no etcd
+	EtcdHealthy      bool    `json:"etcd_healthy"` // every endpoint healthy (true when not checked)
+	// UnhealthyEtcd lists the endpoints that are not, with why ("http://…: status: no leader").
+	UnhealthyEtcd []string   `json:"unhealthy_etcd_endpoints,omitempty"`
+	Reason        string     `json:"reason,omitempty"` // what is still missing, one sentence
+	At            time.Time  `json:"at"`
+	Evidence      []Evidence `json:"evidence,omitempty"`
+}
+
+// GateStatus is the recovery gate as an operator reads it: what it still waits for, since when,
+// until when, and the values it waits on.
+type GateStatus struct {
+	// WaitingFor lists what is missing: network, etcd, approval (empty when the gate opened).
+	WaitingFor     []string  `json:"waiting_for"`
+	Since          time.Time `json:"since"`    // the incident reached the gate
+	Deadline       time.Time `json:"deadline"` // then needs_human
+	CheckedAt      time.Time `json:"checked_at"`
+	PartitionScore float64   `json:"partition_score"`
+	UnhealthyEtcd  []string  `json:"unhealthy_etcd_endpoints,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
 }
 
 // Open reports whether every condition of the gate, approval aside, holds.

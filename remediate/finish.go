@@ -75,6 +75,9 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	if err := (storeClaims{j: e.j}).release(ctx, id); err != nil {
 		e.log.Warn("claim not released; the next claim prunes it", "incident", id, "err", err)
 	}
+	if closed.RemediationStarted {
+		e.requeueBlastRadius(ctx, id)
+	}
 	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
 	if e.config().Cluster(closed.Cluster) != nil {
 		e.m.setStep(closed.Cluster, incident.StepClosed)

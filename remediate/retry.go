@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
 )
@@ -130,5 +131,43 @@ func (e *Engine) reevaluatePaused(ctx context.Context, cluster string, paused Pa
 		if _, err := e.reevaluate(ctx, inc, a); err != nil {
 			e.log.Warn("unpause: cannot re-evaluate an incident refused while paused", "incident", inc.ID, "err", err)
 		}
+	}
+}
+
+// requeueBlastRadius re-evaluates, when a remediation ended and freed its slot, the oldest
+// incident refused for blast radius within blast_radius.requeue_window whose alert still fires:
+// a queue, one at a time, instead of a forgotten refusal.
+func (e *Engine) requeueBlastRadius(ctx context.Context, freedBy string) {
+	window := time.Duration(e.config().Remediation.BlastRadius.RequeueWindow)
+	if window <= 0 {
+		return
+	}
+	all, err := e.j.List(ctx, false)
+	if err != nil {
+		e.log.Warn("blast radius queue: cannot list incidents", "err", err)
+		return
+	}
+	since := e.now().Add(-window)
+	var next *incident.Incident
+	open := map[string]bool{} // cluster/alertname with an open incident: nothing to requeue
+	for _, inc := range all { // newest first
+		if inc.Open() {
+			open[inc.Cluster+"/"+inc.Alertname] = true
+			continue
+		}
+		if inc.ClosedAt != nil && inc.ClosedAt.Before(since) {
+			break
+		}
+		if inc.Outcome == incident.OutcomeBlastRadius && inc.RetriedBy == "" && inc.ResolvedAt == nil &&
+			!open[inc.Cluster+"/"+inc.Alertname] && e.config().Cluster(inc.Cluster) != nil {
+			next = inc // keep going: the oldest is served first
+		}
+	}
+	if next == nil {
+		return
+	}
+	a := incident.Approval{By: "zmy-responder", Reason: "blast radius freed by " + freedBy, At: e.now()}
+	if _, err := e.reevaluate(ctx, next, a); err != nil {
+		e.log.Warn("blast radius queue: cannot re-evaluate", "incident", next.ID, "err", err)
 	}
 }

@@ -80,3 +80,33 @@ func TestUnpauseReevaluates(t *testing.T) {
 	require.True(t, inc.Open(), "%s: %s", inc.Outcome, inc.Reason)
 	require.Equal(t, old.ID, inc.RetryOf)
 }
+
+// A cluster refused for blast radius is not forgotten: when the remediation that held the slot
+// ends, its still-firing alert is re-evaluated and remediated.
+func TestBlastRadiusRefusalIsRequeued(t *testing.T) {
+	a := startSim(t, "delta2", 5, "")
+	b := startSim(t, "eps2", 5, "")
+	cfg := testConfig(t, a)
+	cfg.Clusters = append(cfg.Clusters, testConfig(t, b).Clusters...)
+	cfg.Remediation.BlastRadius.MaxClusters = 1
+	cfg.Remediation.RequireApproval = false
+	r := newRig(t, a, cfg)
+	rb := &rig{sim: b, j: r.j, e: r.e, p: r.p}
+
+	a.fault(t, "partition", "n1,n2,n3/n4,n5")
+	b.fault(t, "partition", "n1,n2,n3/n4,n5")
+	r.waitConfirmed(t)
+	rb.waitConfirmed(t)
+	idA := r.fire(t)
+	r.waitStep(t, idA, incident.StepAwaitingRecovery, 30*time.Second)
+	refused := r.waitClosed(t, rb.fire(t), 20*time.Second)
+	require.Equal(t, incident.OutcomeBlastRadius, refused.Outcome, refused.Reason)
+	require.Zero(t, countMutating(b.audit(t)))
+
+	a.fault(t, "heal")
+	require.Equal(t, incident.OutcomeRecovered, r.waitClosed(t, idA, 40*time.Second).Outcome)
+	refused = r.waitFor(t, refused.ID, 10*time.Second, "requeued", func(inc *incident.Incident) bool { return inc.RetriedBy != "" })
+	inc := r.waitStep(t, refused.RetriedBy, incident.StepAwaitingRecovery, 30*time.Second)
+	require.True(t, inc.Open(), "%s: %s", inc.Outcome, inc.Reason)
+	require.Positive(t, countMutating(b.audit(t)))
+}

@@ -156,6 +156,9 @@ type RemediationConfig struct {
 type BlastRadiusConfig struct {
 	MaxClusters int     `yaml:"max_clusters"` // default 1
 	MaxPercent  float64 `yaml:"max_percent"`  // of configured clusters, default 50
+	// RequeueWindow: when a remediation ends, a cluster refused for blast radius this recently,
+	// whose alert still fires, is re-evaluated (one at a time, oldest first). Default 10m.
+	RequeueWindow model.Duration `yaml:"requeue_window"`
 }
 
 // ClusterConfig is one ZMY cluster.
@@ -252,7 +255,7 @@ var (
 		VerifyTimeout:   model.Duration(60 * time.Second),
 		Concurrency:     64,
 		Breaker:         BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(10 * time.Minute)},
-		BlastRadius:     BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50},
+		BlastRadius:     BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50, RequeueWindow: model.Duration(10 * time.Minute)},
 		AntiFlap:        model.Duration(30 * time.Minute),
 	}
 )

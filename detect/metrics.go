@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"cluster"}),
 		partition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "partition_score",
-			Help: "Highest netcheck partition_score over the cluster's nodes (0 connected … 1 none).",
+			Help: "Highest netcheck partition_score over the cluster's nodes (0 connected … 1 a clean split).",
 		}, []string{"cluster"}),
 	}
 	if reg != nil {

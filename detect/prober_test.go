@@ -144,7 +144,7 @@ func TestScenarioWatchMode(t *testing.T) {
 	require.Equal(t, 0.0, testutil.ToFloat64(p.metrics.verdicts.WithLabelValues("not_confirmed")), "watch rounds are not verdicts")
 
 	s.fault("partition", "n1,n2,n3/n4,n5")
-	eventually(t, func() bool { return testutil.ToFloat64(p.metrics.partition.WithLabelValues(s.name)) == 0.75 },
+	eventually(t, func() bool { return testutil.ToFloat64(p.metrics.partition.WithLabelValues(s.name)) == 1 },
 		"partition_score follows the split")
 
 	// Reload without a watch interval: the loops stop.

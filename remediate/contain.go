@@ -57,7 +57,7 @@ func stageContaining(ctx context.Context, sc *stageCtx) result {
 	}
 	contained := sc.e.now()
 	ttc := contained.Sub(firstReceived(sc.inc))
-	sc.e.m.containment.Observe(ttc.Seconds())
+	sc.e.m.contained(sc.inc.Cluster, ttc)
 	res := advance(incident.StepSnapshotting, fmt.Sprintf("all %d nodes suspended, %s after the first alert",
 		len(ids), ttc.Round(time.Millisecond)))
 	res.apply = func(inc *incident.Incident) {

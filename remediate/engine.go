@@ -116,7 +116,7 @@ func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, er
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
 	e.brk = newBreakers(j, cfg.Remediation.Breaker, func(c string, s BreakerState) {
-		e.m.breakerState.WithLabelValues(c).Set(float64(s))
+		e.m.setBreaker(c, s)
 	})
 	drivers, sil, err := e.build(cfg)
 	if err != nil {

@@ -108,9 +108,10 @@ run: build
 	$(BIN)/zmy-responder --config.file=deploy/zmy-responder.example.yml \
 		--web.listen-address=127.0.0.1:9095 --grpc.listen-address=127.0.0.1:9096 --storage.path=data/
 
-# Owned by the demo and end-to-end parts of the repository.
+# Owned by the demo and end-to-end parts of the repository. DEMO_ARGS: --keep (leave it running
+# until Ctrl-C), -v (every zmyctl command line).
 demo: build
-	$(BIN)/zmy-demo --bin-dir=$(BIN)
+	$(BIN)/zmy-demo --bin-dir=$(BIN) $(DEMO_ARGS)
 
 e2e: build
 	$(GO) test -timeout $(GO_TEST_TIMEOUT) ./internal/e2e/

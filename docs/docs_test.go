@@ -3,12 +3,15 @@
 package docs
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,4 +50,25 @@ func TestDocumentsStandOnTheirOwn(t *testing.T) {
 	lic, err := os.ReadFile(filepath.Join(root, "LICENSE"))
 	require.NoError(t, err)
 	require.Contains(t, string(lic), "Apache License\n                           Version 2.0")
+}
+
+// The README's quickstart posts docs/quickstart-webhook.json: it must be what Alertmanager sends
+// for ZMY_Quorum_Down on the quickstart's cluster, "demo".
+func TestQuickstartWebhook(t *testing.T) {
+	b, err := os.ReadFile("quickstart-webhook.json")
+	require.NoError(t, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var msg webhook.Message
+	require.NoError(t, dec.Decode(&msg))
+	require.Equal(t, "4", msg.Version)
+	require.Len(t, msg.Alerts, 1)
+	a := msg.Alerts[0]
+	require.Equal(t, "firing", a.Status)
+	require.Equal(t, "ZMY_Quorum_Down", a.Labels["alertname"])
+	require.Equal(t, "demo", a.Labels["cluster"])
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "-d @docs/quickstart-webhook.json")
+	require.Contains(t, string(readme), "bin/zmysim run --cluster demo ")
 }

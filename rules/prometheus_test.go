@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,4 +110,62 @@ func TestNetworkPartitionAlertThroughPrometheus(t *testing.T) {
 	require.NoError(t, r.sim.Heal())
 	r.waitCount(t, `zmy_partition_score{job="zmy"} > 0`, 0, time.Minute, "every node scoring the healed network 0")
 	r.waitCount(t, partitionAny, 0, time.Minute, "ZMY_Network_Partition cleared after heal")
+}
+
+// BenchmarkFiringTime measures, through a real Prometheus evaluating the shipped rules, how long
+// after a 3|2 partition ZMY_Quorum_Down and ZMY_Network_Partition fire, and how long after the
+// heal they are gone, for the scrape and evaluation intervals of each shipped configuration:
+// 1s (internal/stack: `make demo`, `make e2e`), 5s (deploy/prometheus.yml) and 15s (the
+// ServiceMonitor's interval, for a ZMY PodMonitor scraped alike, and the rule evaluation at the
+// same 15s). Each iteration starts at whatever phase the scrape and evaluation clocks are in.
+// `make bench-firing`; figures in BENCHMARKS.md.
+func BenchmarkFiringTime(b *testing.B) {
+	for _, c := range []struct {
+		name         string
+		scrape, eval time.Duration
+	}{
+		{"stack_1s", time.Second, time.Second},
+		{"prometheus.yml_5s", 5 * time.Second, 5 * time.Second},
+		{"servicemonitor_15s", 15 * time.Second, 15 * time.Second},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := startLive(b, c.scrape, c.eval)
+			alerts := []string{"ZMY_Quorum_Down", "ZMY_Network_Partition"}
+			fire := map[string][]time.Duration{}
+			clear := map[string][]time.Duration{}
+			deadline := time.Minute + 4*(c.scrape+c.eval)
+			b.ResetTimer()
+			for range b.N {
+				require.NoError(b, r.sim.Partition([][]string{{"n1", "n2", "n3"}, {"n4", "n5"}}))
+				at := time.Now()
+				for _, a := range alerts {
+					r.waitCount(b, fmt.Sprintf(`ALERTS{alertname=%q,alertstate="firing",cluster="live"}`, a), 1, deadline, a+" firing")
+					fire[a] = append(fire[a], time.Since(at))
+				}
+				require.NoError(b, r.sim.Heal())
+				at = time.Now()
+				for _, a := range alerts {
+					r.waitCount(b, fmt.Sprintf(`ALERTS{alertname=%q,cluster="live"}`, a), 0, deadline, a+" gone")
+					clear[a] = append(clear[a], time.Since(at))
+				}
+			}
+			b.StopTimer()
+			for _, a := range alerts {
+				b.ReportMetric(mean(fire[a]).Seconds(), "s-"+a+"-fires")
+				b.ReportMetric(mean(clear[a]).Seconds(), "s-"+a+"-clears")
+				b.Logf("%s scrape=%s eval=%s: %s fires after %s (min %s, max %s); gone %s after heal (max %s); n=%d",
+					c.name, c.scrape, c.eval, a, mean(fire[a]).Round(100*time.Millisecond),
+					slices.Min(fire[a]).Round(100*time.Millisecond), slices.Max(fire[a]).Round(100*time.Millisecond),
+					mean(clear[a]).Round(100*time.Millisecond), slices.Max(clear[a]).Round(100*time.Millisecond), len(fire[a]))
+			}
+		})
+	}
+}
+
+func mean(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(max(len(ds), 1))
 }

@@ -109,7 +109,7 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 			}
 		}
 		cs.mu.Unlock()
-		d, err := zmy.NewDriver(c, zmy.DriverOptions{Registerer: p.reg})
+		d, err := zmy.ForCluster(cfg, c, p.reg)
 		if err != nil {
 			cs.driverErr = fmt.Errorf("cluster %s: zmyctl driver: %w", c.Name, err)
 			p.log.Error("zmyctl driver unusable; control and netcheck probes will fail", "cluster", c.Name, "err", err)
@@ -209,7 +209,7 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 	// `raft state` is not run: `status --quorum` reports the same leader_id and term, and the
 	// node's role adds nothing to the verdict, while every zmyctl exec costs a process start.
 	probes := []string{ProbeControl, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC}
-	results := p.fanOut(bctx, cs, cfg, probes, true)
+	results := p.fanOut(bctx, cs, cfg, probes, withDependencies)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("confirm %s: %w", cluster, ctx.Err())
 	}

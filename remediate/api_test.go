@@ -89,7 +89,7 @@ func TestMetricsPrecreated(t *testing.T) {
 	require.NoError(t, err)
 	// Per cluster: every outcome but unknown_cluster (the receiver's), and the breaker's three
 	// states.
-	want := len(incident.Outcomes) - 1 + len(incident.Steps) + len(incident.Steps)*len(stepResults) + 1 + 3 + 1 + len(silenceActions)
+	want := len(incident.Outcomes) - 1 + len(stepNames()) + len(stepNames())*len(statuses) + 1 + 3 + 1 + len(silenceActions)
 	require.Equal(t, want, n)
 	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("xi", "closed")))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("xi", "open")))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -21,12 +22,17 @@ type Prober interface {
 	RecoveryGate(ctx context.Context, cluster string) (incident.Gate, error)
 }
 
-// store is the part of the journal the engine uses; *incident.Journal implements it.
-type store interface {
+// Store is the part of the journal the runbook uses: the incidents, and small per-cluster
+// documents (breaker, pause, anti-flap) updated atomically. *incident.Journal implements it.
+type Store interface {
 	Get(ctx context.Context, id string) (*incident.Incident, error)
 	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
+	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
 	stateStore
+	// ID identifies the journal (the token in ZMY_ACTOR): runbooks of different journals are
+	// different runbooks, even for incidents of the same id.
+	ID() string
 }
 
 // Options are the engine's collaborators. The zero value is usable.
@@ -37,11 +43,13 @@ type Options struct {
 	// Failpoint, when set, is called at named points of the runbook (see failpoints.go); the
 	// crash tests use it to kill the process exactly there.
 	Failpoint func(name string)
+	// Replica names this responder in ZMY_ACTOR; default the host name.
+	Replica string
 }
 
 // Engine runs the runbook: one goroutine per open incident, driven by the journal.
 type Engine struct {
-	j    store
+	j    Store
 	p    Prober
 	log  *slog.Logger
 	now  func() time.Time
@@ -49,10 +57,12 @@ type Engine struct {
 	sem  *prioSemaphore
 	brk  *breakers
 	fail func(string)
+	// replica is this responder's name in ZMY_ACTOR.
+	replica string
 
 	mu      sync.Mutex
 	cfg     *config.Config
-	drivers map[string]*zmy.Driver
+	drivers map[string]Nodes
 	sil     *silencer
 	runners map[string]*runner
 	pending []string
@@ -74,10 +84,7 @@ type runner struct {
 	// claimed: the incident passed the guards, so it counts against blast radius and anti-flap.
 	claimed bool
 	step    incident.Step
-	// freshContain: this process journaled the entry into containing, so no suspend of this
-	// incident can have been sent before and the initial raft-state read can be skipped.
-	freshContain bool
-	silMu        sync.Mutex // serializes silence operations of this incident
+	silMu   sync.Mutex // serializes silence operations of this incident
 	// Guarded by Engine.mu:
 	takeover     string             // "manual silence <id> by <who>", set by the silence keeper
 	stageCancel  context.CancelFunc // cancels the running stage (takeover)
@@ -95,11 +102,7 @@ func (e *Engine) takeoverOf(r *runner) string {
 }
 
 // NewEngine builds the engine; nothing runs until Run.
-func NewEngine(cfg *config.Config, j *incident.Journal, p Prober, opts Options) (*Engine, error) {
-	return newEngine(cfg, j, p, opts)
-}
-
-func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, error) {
+func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,8 +113,11 @@ func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, er
 	if err != nil {
 		return nil, err
 	}
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
 	e := &Engine{
-		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint,
+		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint, replica: opts.Replica,
 		runners: map[string]*runner{}, reg: opts.Registerer,
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
@@ -128,16 +134,12 @@ func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, er
 }
 
 // build does the fallible work of a (re)configuration before anything is swapped.
-func (e *Engine) build(cfg *config.Config) (map[string]*zmy.Driver, *silencer, error) {
-	drivers := map[string]*zmy.Driver{}
+func (e *Engine) build(cfg *config.Config) (map[string]Nodes, *silencer, error) {
+	drivers := map[string]Nodes{}
 	for _, c := range cfg.Clusters {
-		timeout := time.Duration(c.CommandTimeout)
-		if timeout <= 0 {
-			timeout = time.Duration(cfg.Remediation.CommandTimeout)
-		}
-		d, err := zmy.NewDriver(c, zmy.DriverOptions{Timeout: timeout, Registerer: e.reg})
+		d, err := zmy.ForCluster(cfg, c, e.reg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("build zmyctl driver: %w", err)
+			return nil, nil, fmt.Errorf("build node driver: %w", err)
 		}
 		drivers[c.Name] = d
 	}
@@ -148,24 +150,36 @@ func (e *Engine) build(cfg *config.Config) (map[string]*zmy.Driver, *silencer, e
 	return drivers, sil, nil
 }
 
-// SetConfig applies a reloaded config: new drivers, silencer, limits and breaker settings.
-// A config it cannot apply keeps the old one (the receiver validated it already).
-func (e *Engine) SetConfig(cfg *config.Config) {
+// PrepareConfig does the fallible work of applying a reloaded config (drivers, silencer) and
+// returns what swaps it in. Nothing changes until commit is called: a config the engine cannot
+// use fails the reload with the reason, and the engine keeps running the old one.
+func (e *Engine) PrepareConfig(cfg *config.Config) (commit func(), err error) {
 	drivers, sil, err := e.build(cfg)
 	if err != nil {
-		e.log.Error("remediation keeps its previous config", "err", err)
-		return
+		return nil, fmt.Errorf("remediation cannot use the new configuration: %w", err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.cfg, e.drivers, e.sil = cfg, drivers, sil
-	e.m.addClusters(cfg)
-	e.sem.SetLimit(cfg.Remediation.Concurrency)
-	e.brk.SetConfig(cfg.Remediation.Breaker)
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.cfg, e.drivers, e.sil = cfg, drivers, sil
+		e.m.addClusters(cfg)
+		e.sem.SetLimit(cfg.Remediation.Concurrency)
+		e.brk.SetConfig(cfg.Remediation.Breaker)
+	}, nil
+}
+
+// SetConfig applies a reloaded config at once (PrepareConfig, then commit).
+func (e *Engine) SetConfig(cfg *config.Config) error {
+	commit, err := e.PrepareConfig(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
 }
 
 // snapshot returns the current config, the cluster's config and driver, and the silencer.
-func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig, *zmy.Driver, *silencer) {
+func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig, Nodes, *silencer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cfg, e.cfg.Cluster(cluster), e.drivers[cluster], e.sil
@@ -214,17 +228,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	<-ctx.Done()
 	e.wg.Wait()
 	return nil
-}
-
-// pastGuards reports whether an incident at step has passed the guards (and not closed).
-func pastGuards(s incident.Step) bool {
-	switch s {
-	case incident.StepSilencing, incident.StepContaining, incident.StepSnapshotting,
-		incident.StepAwaitingRecovery, incident.StepArbitrating, incident.StepResuming,
-		incident.StepVerifying:
-		return true
-	}
-	return false
 }
 
 // Kick tells the engine an incident got a delivery. It starts the incident's goroutine unless
@@ -373,3 +376,50 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+// engineClaims is the claimer of one incident's runner: the claims are the runners' own.
+type engineClaims struct {
+	e *Engine
+	r *runner
+}
+
+func (c engineClaims) claim(id string, decide func(others map[string]string) (string, *refusal)) (string, *refusal) {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	name, ref := decide(c.e.claimsExceptLocked(id))
+	if ref == nil {
+		c.r.claimed = true
+	}
+	return name, ref
+}
+
+func (e *Engine) breakerState(ctx context.Context, cluster string) (BreakerState, error) {
+	return e.brk.State(ctx, cluster)
+}
+
+func (e *Engine) clusterState(ctx context.Context, cluster string) (clusterState, error) {
+	return loadClusterState(ctx, e.j, cluster)
+}
+
+// claimsExcept lists the incidents (id → cluster) that passed the guards and are not closed,
+// but the one named.
+func (e *Engine) claimsExcept(id string) map[string]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.claimsExceptLocked(id)
+}
+
+func (e *Engine) claimsExceptLocked(id string) map[string]string {
+	out := map[string]string{}
+	for oid, r := range e.runners {
+		if oid != id && r.claimed {
+			out[oid] = r.cluster
+		}
+	}
+	return out
+}
+
+// actor is who this runbook is on the nodes, for incident id.
+func (e *Engine) actor(id string) zmy.Actor {
+	return zmy.Actor{Replica: e.replica, Incident: id, Token: e.j.ID()}
+}

@@ -340,7 +340,9 @@ func ids(n int) []string {
 // does not answer), still saying what it found.
 type slowGate struct{ reading incident.Gate }
 
-func (slowGate) Confirm(context.Context, string) (*incident.Verdict, error) { return nil, errors.New("unused") }
+func (slowGate) Confirm(context.Context, string) (*incident.Verdict, error) {
+	return nil, errors.New("unused")
+}
 func (g slowGate) RecoveryGate(ctx context.Context, _ string) (incident.Gate, error) {
 	<-ctx.Done()
 	return g.reading, nil

@@ -52,7 +52,7 @@ type Elector struct {
 
 	mu        sync.Mutex
 	clusters  []string
-	replicas  []string                // live replicas, sorted
+	replicas  []string               // live replicas, sorted
 	leading   map[string]*leadership // cluster -> what this replica holds
 	lastAlive time.Time              // last keepalive answer of the current session
 	session   *concurrency.Session

@@ -148,7 +148,7 @@ func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, er
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
 	e.brk = newBreakers(j, cfg.Remediation.Breaker, func(c string, s BreakerState) {
-		e.m.breakerState.WithLabelValues(c).Set(float64(s))
+		e.m.setBreaker(c, s)
 	})
 	drivers, sil, err := e.build(cfg)
 	if err != nil {

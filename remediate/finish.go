@@ -78,7 +78,7 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	if closed.RemediationStarted {
 		e.requeueBlastRadius(ctx, id)
 	}
-	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
+	e.m.closed(closed.Cluster, closed.Outcome)
 	if e.config().Cluster(closed.Cluster) != nil {
 		e.m.setStep(closed.Cluster, incident.StepClosed)
 		e.m.stepDeadline.WithLabelValues(closed.Cluster).Set(0)

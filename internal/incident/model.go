@@ -9,7 +9,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
-// Step is where an incident is in the state machine of SPEC §4.
+// Step is where an incident is in the runbook's state machine (remediate's step table).
 type Step string
 
 const (
@@ -182,7 +182,7 @@ type Ack struct {
 	SilenceID string    `json:"silence_id,omitempty"` // the acknowledging silence
 }
 
-// VerdictKind is the result of confirmation (SPEC §4 step 2).
+// VerdictKind is the result of confirmation.
 type VerdictKind string
 
 const (
@@ -236,7 +236,7 @@ type Evidence struct {
 	Supports []Condition   `json:"supports,omitempty"`
 }
 
-// Gate is the recovery gate's reading (SPEC §4 step 7, SOP-ZMY-005), approval aside.
+// Gate is the recovery gate's reading (SOP-ZMY-005), approval aside.
 type Gate struct {
 	NetworkConverged bool    `json:"network_converged"` // max netcheck partition_score <= bound
 	PartitionScore   float64 `json:"partition_score"`

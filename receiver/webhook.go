@@ -115,7 +115,9 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 // account updates metrics and logs what was journaled.
 func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results []incident.IngestResult) {
 	unknown := map[string]string{} // cluster -> an incident of it
+	var notes []string
 	for i, d := range ds {
+		notes = append(notes, d.Notes...)
 		s.metrics.alertsReceived.WithLabelValues(s.metrics.alertLabel(d.Alertname), d.Alert.Status).Inc()
 		if !d.Known {
 			s.metrics.unknownCluster.Inc()
@@ -132,6 +134,10 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 		}
 		s.logger.Warn("alert for a cluster not in the configuration: journaled and closed as unknown_cluster",
 			"cluster", cluster, "incident", id, "group_key", msg.GroupKey)
+	}
+	if len(notes) > 0 {
+		s.logger.Warn("label values too long for the journal were cut to fit; the alerts are journaled with their full labels",
+			"cuts", len(notes), "first", notes[0], "group_key", msg.GroupKey)
 	}
 	if msg.TruncatedAlerts > 0 {
 		s.metrics.truncated.Add(float64(msg.TruncatedAlerts))

@@ -22,6 +22,12 @@ type Config struct {
 	Dir string `yaml:"-"`
 }
 
+// MaxNameBytes bounds a cluster name and an alertname. Both are part of the journal's keys
+// (bbolt refuses keys over 32 KiB, and an etcd key should stay small), so a configured cluster
+// name longer than this is an error, and an alert label value longer than this is journaled cut
+// to this length (internal/incident). A kilobyte is generous for a name.
+const MaxNameBytes = 1024
+
 // Cluster returns the named cluster's config, or nil.
 func (c *Config) Cluster(name string) *ClusterConfig {
 	for i := range c.Clusters {

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
@@ -24,11 +25,34 @@ import (
 // webhookVersion is the only payload version accepted (Alertmanager's webhook protocol v4).
 const webhookVersion = "4"
 
-// maxBodyBytesInFlight bounds the webhook bodies read and decoded at the same time. A decoded
-// notification plus its journal transaction is about ten times its body: 16 MiB of bodies (four
-// 10,000-alert notifications) keeps the daemon in a few hundred MiB under any flood, while
-// small notifications (a few KiB) never wait.
-const maxBodyBytesInFlight = 16 << 20
+// The memory of webhook bodies being read and decoded is bounded in two lanes, so that small
+// notifications never wait behind large or slow ones. A decoded notification plus its journal
+// transaction is about ten times its body.
+//   - The first smallBodyBytes of every body are read before it asks for any budget: a sender
+//     holds only memory for bytes it has actually sent, so senders that trickle a body (or
+//     stall) hold no budget at all. A body that ends within them (up to ~90 alerts) is decoded
+//     under the small lane's budget, taken once the body is in: it waits only for other small
+//     notifications being decoded, never for a sender.
+//   - A longer body then reserves its declared length (the whole limit when it is chunked)
+//     from the large lane before the rest is read: 16 MiB of bodies (four 10,000-alert
+//     notifications) keeps the daemon within a few hundred MiB under any flood.
+const (
+	smallBodyBytes        = 64 << 10
+	maxSmallBytesInFlight = 4 << 20 // 64 small bodies decoded at once
+	maxBodyBytesInFlight  = 16 << 20
+)
+
+// bodyBudget is the two lanes' semaphores, in bytes.
+type bodyBudget struct {
+	small, large *semaphore.Weighted
+}
+
+func newBodyBudget() *bodyBudget {
+	return &bodyBudget{small: semaphore.NewWeighted(maxSmallBytesInFlight), large: semaphore.NewWeighted(maxBodyBytesInFlight)}
+}
+
+// errBodyBudget is a body that could not get its share of the budget before its request ended.
+var errBodyBudget = errors.New("gave up waiting for memory to read the body")
 
 // maxReportedProblems caps how many bad alerts a 400 answer lists.
 const maxReportedProblems = 5
@@ -48,26 +72,19 @@ type webhookTouched struct {
 // journaled from a notification answered 4xx; a 503 asks Alertmanager to retry.
 func (s *Server) handleWebhook(c echo.Context) error {
 	st := s.state.Load()
-	// Bound the memory of concurrent large notifications (a decoded 10,000-alert body is several
-	// times its size); small ones, the usual case, never wait.
-	weight := c.Request().ContentLength
-	if weight <= 0 || weight > st.cfg.Webhook.MaxBodyBytes {
-		weight = st.cfg.Webhook.MaxBodyBytes
-	}
-	weight = min(weight, maxBodyBytesInFlight)
-	if err := s.bodies.Acquire(c.Request().Context(), weight); err != nil {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "gave up waiting to read the body: "+err.Error())
-	}
-	defer s.bodies.Release(weight)
-	body, err := readBody(c, st.cfg.Webhook.MaxBodyBytes)
+	body, release, err := s.bodies.read(c, st.cfg.Webhook.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
 				"body exceeds %d bytes (webhook.max_body_bytes); lower max_alerts in the Alertmanager webhook_config or raise the limit", tooBig.Limit))
+		case errors.Is(err, errBodyBudget):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
 		}
 		return echo.NewHTTPError(http.StatusBadRequest, "read body: "+err.Error())
 	}
+	defer release()
 	msg, err := decodeMessage(body)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
@@ -100,16 +117,43 @@ func (s *Server) handleWebhook(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// readBody reads the whole body, up to limit bytes, in one allocation when its length is known.
-func readBody(c echo.Context, limit int64) ([]byte, error) {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, limit)
-	n := c.Request().ContentLength
-	if n <= 0 || n > limit {
-		return io.ReadAll(r)
+// read reads the whole body, up to limit bytes, in the lane its size puts it in (see
+// smallBodyBytes), and returns it with the release of the budget it holds, to be called once
+// the body's alerts are journaled.
+func (b *bodyBudget) read(c echo.Context, limit int64) ([]byte, func(), error) {
+	ctx, req := c.Request().Context(), c.Request()
+	r := http.MaxBytesReader(c.Response(), req.Body, limit)
+	declared := req.ContentLength
+	head := min(limit, smallBodyBytes)
+	// Room for a small notification and EOF; a buffer for a longer body grows as bytes arrive,
+	// so a declared length costs nothing until it is sent.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(declared, 512), 4<<10)+1))
+	if _, err := buf.ReadFrom(io.LimitReader(r, head+1)); err != nil {
+		return nil, nil, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1)) // +1: ReadFrom needs room to see EOF
-	_, err := buf.ReadFrom(r)
-	return buf.Bytes(), err
+	if n := int64(buf.Len()); n <= head {
+		n = max(n, 1)
+		if err := b.small.Acquire(ctx, n); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", errBodyBudget, err)
+		}
+		return buf.Bytes(), func() { b.small.Release(n) }, nil
+	}
+	weight := declared
+	if weight <= 0 || weight > limit {
+		weight = limit
+	}
+	weight = min(weight, maxBodyBytesInFlight)
+	if err := b.large.Acquire(ctx, weight); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBodyBudget, err)
+	}
+	if declared > int64(buf.Len()) && declared <= limit {
+		buf.Grow(int(declared) - buf.Len() + 1) // one allocation when the length is known
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		b.large.Release(weight)
+		return nil, nil, err
+	}
+	return buf.Bytes(), func() { b.large.Release(weight) }, nil
 }
 
 // account updates metrics and logs what was journaled.

@@ -64,7 +64,7 @@ type Server struct {
 	echo     *echo.Echo
 	bodies   *bodyBudget // webhook body bytes being read and decoded (webhook.go)
 	// unknownLog rate-limits the unknown-cluster warning; the counter counts every alert.
-	unknownLog logLimiter
+	unknownLog unknownLog
 
 	state   atomic.Pointer[state]
 	runbook atomic.Pointer[Runbook]

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,12 +174,13 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 				"alertname", d.Alertname, "status", d.Alert.Status, "group_key", msg.GroupKey)
 		}
 	}
-	for cluster, id := range unknown {
-		if !s.unknownLog.allow(cluster, s.now()) {
-			continue // counted above; Alertmanager resends every repeat_interval
+	if len(unknown) > 0 {
+		clusters := slices.Sorted(maps.Keys(unknown))
+		if r, ok := s.unknownLog.report(clusters, s.now()); ok {
+			s.logger.Warn("alerts for clusters not in the configuration: journaled and closed as unknown_cluster; add the clusters to the configuration and reload, or stop routing their alerts here",
+				"clusters", strings.Join(r.names, ","), "more_clusters", r.more, "incident", unknown[r.names[0]],
+				"suppressed_clusters", r.suppressed, "group_key", msg.GroupKey)
 		}
-		s.logger.Warn("alert for a cluster not in the configuration: journaled and closed as unknown_cluster",
-			"cluster", cluster, "incident", id, "group_key", msg.GroupKey)
 	}
 	if len(notes) > 0 {
 		s.logger.Warn("label values too long for the journal were cut to fit; the alerts are journaled with their full labels",
@@ -307,24 +310,73 @@ func clusterOf(labels map[string]string, names []string) string {
 	return ""
 }
 
-// unknownLogEvery is how often an unknown cluster is logged again while its alerts keep coming.
-const unknownLogEvery = 5 * time.Minute
+// The unknown-cluster warning is rate-limited across clusters, since one notification can name
+// thousands: a cluster is named at most once per unknownLogEvery, a notification writes at most
+// one line naming at most unknownLogNames clusters, and at most unknownLogLines lines go out
+// per unknownLogEvery. What is held back is counted in the next line; the unknown_cluster
+// counter and the journal have every alert.
+const (
+	unknownLogEvery = 5 * time.Minute
+	unknownLogLines = 10
+	unknownLogNames = 5
+	unknownLogKeep  = 10000 // clusters remembered; forgetting one only means naming it again
+)
 
-// logLimiter lets a message through once per key per unknownLogEvery.
-type logLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+// unknownLog decides what the unknown-cluster warning says.
+type unknownLog struct {
+	mu          sync.Mutex
+	named       map[string]time.Time // cluster -> when it was last named (or held back)
+	windowStart time.Time
+	lines       int // lines written since windowStart
+	suppressed  int // clusters held back since the last line
 }
 
-func (l *logLimiter) allow(key string, now time.Time) bool {
+// unknownReport is one warning line: the clusters it names, how many other new ones the
+// notification had, and how many were held back before it.
+type unknownReport struct {
+	names      []string
+	more       int
+	suppressed int
+}
+
+// report returns the line to write for a notification's unknown clusters (sorted), or false.
+func (l *unknownLog) report(clusters []string, now time.Time) (unknownReport, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < unknownLogEvery {
-		return false
+	if l.named == nil {
+		l.named = map[string]time.Time{}
 	}
-	if l.last == nil || len(l.last) >= 1000 {
-		l.last = map[string]time.Time{} // bounded: forgetting only means logging again
+	var fresh []string
+	for _, c := range clusters {
+		if t, ok := l.named[c]; ok && now.Sub(t) < unknownLogEvery {
+			continue // named recently; Alertmanager resends every repeat_interval
+		}
+		fresh = append(fresh, c)
+		l.named[c] = now
 	}
-	l.last[key] = now
-	return true
+	if len(l.named) > unknownLogKeep {
+		for c, t := range l.named {
+			if now.Sub(t) >= unknownLogEvery {
+				delete(l.named, c)
+			}
+		}
+		if len(l.named) > unknownLogKeep {
+			clear(l.named)
+		}
+	}
+	if len(fresh) == 0 {
+		return unknownReport{}, false
+	}
+	if now.Sub(l.windowStart) >= unknownLogEvery {
+		l.windowStart, l.lines = now, 0
+	}
+	if l.lines >= unknownLogLines {
+		l.suppressed += len(fresh)
+		return unknownReport{}, false
+	}
+	l.lines++
+	r := unknownReport{names: fresh[:min(len(fresh), unknownLogNames)], suppressed: l.suppressed}
+	r.more = len(fresh) - len(r.names)
+	l.suppressed = 0
+	return r, true
 }

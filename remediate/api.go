@@ -222,7 +222,7 @@ func (e *Engine) sweepOnce(ctx context.Context, sil *silencer) {
 		case errors.Is(err, incident.ErrNotFound):
 		case err != nil:
 			continue
-		case inc.Cluster != cluster, inc.Open():
+		case inc.Cluster != cluster, inc.Open(), e.inRecoveredGrace(inc):
 			continue
 		}
 		if err := sil.Expire(ctx, deref(s.ID)); err != nil {

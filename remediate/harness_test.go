@@ -151,6 +151,7 @@ func testConfig(t testing.TB, s *simCluster) *config.Config {
 	cfg.Alertmanager.Timeout = model.Duration(time.Second)
 	cfg.Alertmanager.ExtendEvery = model.Duration(300 * time.Millisecond)
 	cfg.Alertmanager.SilenceDuration = model.Duration(5 * time.Minute)
+	cfg.Alertmanager.RecoveredGrace = 0 // expired at once: the tests look at it right after recovered
 	cfg.API.ExternalURL = "http://127.0.0.1:9095"
 	cfg.Detection.ProbeTimeout = model.Duration(2 * time.Second)
 	// Under this harness's write load (200/s) nodes scraped a few ms apart can differ by more

@@ -120,7 +120,7 @@ func TestLoadBytes(t *testing.T) {
 	require.Equal(t, []string{"cluster"}, cfg.Webhook.ClusterLabels)
 
 	_, err = LoadBytes([]byte("alertmanager: {extend_every: 20m}"))
-	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (10m)")
+	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (40s)")
 
 	// A cluster name is part of the journal's keys: one over MaxNameBytes is refused.
 	long := strings.Repeat("a", MaxNameBytes+1)

@@ -115,6 +115,7 @@ func (s *Server) SetConfig(cfg *config.Config) error {
 		return fmt.Errorf("api.auth: %w", err)
 	}
 	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa})
+	s.metrics.setClusters(cfg)
 	return nil
 }
 

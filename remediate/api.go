@@ -37,8 +37,12 @@ func (e *Engine) Approve(ctx context.Context, id string, a incident.Approval) (*
 				id, cur.Step, incident.ErrConflict)
 		}
 		// Update runs fn on the stored record under the journal's write lock, so concurrent
-		// approvals see each other here.
+		// approvals see each other here. Approvals given before a re-containment approved
+		// another world and do not count (currentApproval): a person may approve again.
 		for _, prev := range cur.Approvals {
+			if cur.RecontainedAt != nil && !prev.At.After(*cur.RecontainedAt) {
+				continue
+			}
 			if strings.EqualFold(prev.By, a.By) {
 				cur.UpdatedAt = a.At
 				cur.Timeline = append(cur.Timeline, incident.Event{At: a.At, Step: cur.Step,
@@ -66,7 +70,7 @@ func (e *Engine) Abort(ctx context.Context, id string, a incident.Approval) (*in
 	if err := e.validate(&a); err != nil {
 		return nil, fmt.Errorf("abort %s: %w", id, err)
 	}
-	_, err := e.j.Update(ctx, id, func(cur *incident.Incident) error {
+	requested, err := e.j.Update(ctx, id, func(cur *incident.Incident) error {
 		if !cur.Open() || cur.Outcome != "" || cur.Abort != nil {
 			return fmt.Errorf("abort %s: %w (already closed or closing)", id, incident.ErrConflict)
 		}
@@ -91,7 +95,13 @@ func (e *Engine) Abort(ctx context.Context, id string, a incident.Approval) (*in
 			return nil, fmt.Errorf("abort %s: waiting for its steps to stop: %w", id, ctx.Err())
 		}
 	}
-	if err := e.finish(ctx, nil, id); err != nil {
+	fence, err := e.lead.Acting(requested.Cluster)
+	if err != nil {
+		// Another replica leads the cluster: it stops the runbook and finishes the abort at
+		// its next look at the journal.
+		return requested, nil
+	}
+	if err := e.finish(incident.WithFence(ctx, fence), nil, id); err != nil {
 		return nil, fmt.Errorf("abort %s: %w", id, err)
 	}
 	return e.j.Get(ctx, id)
@@ -115,15 +125,17 @@ func (e *Engine) setPause(ctx context.Context, cluster string, a incident.Approv
 	if err := e.validate(&a); err != nil {
 		return fmt.Errorf("pause %s: %w", cluster, err)
 	}
+	var was *PauseState
 	e.stateMu.Lock()
-	defer e.stateMu.Unlock()
 	err := updateClusterState(ctx, e.j, cluster, func(cs *clusterState) {
+		was = cs.Paused
 		if pause {
 			cs.Paused = &PauseState{By: a.By, Reason: a.Reason, At: a.At}
 		} else {
 			cs.Paused = nil
 		}
 	})
+	e.stateMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -133,6 +145,9 @@ func (e *Engine) setPause(ctx context.Context, cluster string, a incident.Approv
 	}
 	e.m.clusterPaused.WithLabelValues(cluster).Set(v)
 	e.log.Info("cluster kill switch", "cluster", cluster, "paused", pause, "by", a.By, "reason", a.Reason)
+	if !pause && was != nil {
+		e.reevaluatePaused(ctx, cluster, *was, a)
+	}
 	return nil
 }
 

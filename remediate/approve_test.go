@@ -73,4 +73,16 @@ func TestApproveOncePerPerson(t *testing.T) {
 	}
 	require.Equal(t, 2, approved)
 	require.Equal(t, 15, again, "every repeat is noted")
+
+	// After a re-containment the earlier approvals no longer count: alice may approve again.
+	_, err = j.Update(t.Context(), id, func(inc *incident.Incident) error {
+		at := time.Now()
+		inc.Recontained, inc.RecontainedAt = 1, &at
+		return nil
+	})
+	require.NoError(t, err)
+	inc, err = e.Approve(t.Context(), id, incident.Approval{By: "alice", Reason: "the new world looks right"})
+	require.NoError(t, err)
+	require.Len(t, inc.Approvals, 3)
+	require.Equal(t, "the new world looks right", currentApproval(inc).Reason)
 }

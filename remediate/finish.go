@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
@@ -73,12 +72,27 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	if err != nil {
 		return fmt.Errorf("journal close of %s: %w", id, err)
 	}
-	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
+	if err := (storeClaims{j: e.j}).release(ctx, id); err != nil {
+		e.log.Warn("claim not released; the next claim prunes it", "incident", id, "err", err)
+	}
+	if closed.RemediationStarted {
+		e.requeueBlastRadius(ctx, id)
+	}
+	e.m.closed(closed.Cluster, closed.Outcome)
 	if e.config().Cluster(closed.Cluster) != nil {
 		e.m.setStep(closed.Cluster, incident.StepClosed)
 		e.m.stepDeadline.WithLabelValues(closed.Cluster).Set(0)
 	}
-	e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	switch closed.Outcome {
+	case incident.OutcomeNeedsHuman, incident.OutcomeFailed, incident.OutcomeAborted:
+		// The responder hands over: its silence is expired, so on-call is paged; say why.
+		e.log.Warn("incident handed to a human", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	case incident.OutcomeAntiFlap, incident.OutcomePaused, incident.OutcomeBlastRadius, incident.OutcomeBreakerOpen:
+		e.log.Warn("incident refused by a guard: its alert is left unhandled (POST .../retry re-evaluates it)",
+			"incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	default:
+		e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	}
 	return nil
 }
 
@@ -93,7 +107,7 @@ func (e *Engine) expireSilences(ctx context.Context, sil *silencer, inc *inciden
 			if s.ID != "" && !slices.Contains(ids, s.ID) {
 				ids = append(ids, s.ID)
 			}
-		case silenceExpired:
+		case silenceExpired, silenceHumanExpired:
 			done[s.ID] = true
 		}
 	}
@@ -156,10 +170,10 @@ func (e *Engine) abortReport(ctx context.Context, inc *incident.Incident) string
 	if cc == nil || drv == nil {
 		return parts[0] + "; cluster no longer configured, node state unknown"
 	}
-	timeout := time.Duration(cfg.Remediation.CommandTimeout)
+	timeout := cfg.CommandTimeout(cc)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sc := &stageCtx{e: e, inc: inc, cfg: cfg, cluster: cc, drv: drv}
+	sc := &stageCtx{inc: inc, cfg: cfg, cluster: cc, deps: deps{driver: drv, slots: e.sem, now: e.now}}
 	states, errs := sc.raftStates(cctx, cc.Nodes, prioDiag)
 	var suspended, running, unknown []string
 	for _, n := range cc.Nodes {

@@ -154,6 +154,7 @@ func testConfig(t testing.TB, s *simCluster) *config.Config {
 	cfg.Alertmanager.RecoveredGrace = 0 // expired at once: the tests look at it right after recovered
 	cfg.API.ExternalURL = "http://127.0.0.1:9095"
 	cfg.Detection.ProbeTimeout = model.Duration(2 * time.Second)
+	cfg.Detection.ConfirmWindow = model.Duration(3 * time.Second)
 	// Under this harness's write load (200/s) nodes scraped a few ms apart can differ by more
 	// than the default tolerance of 2.
 	cfg.Detection.ShardTolerance = 3
@@ -173,6 +174,9 @@ type rig struct {
 	done   chan error
 	// wrap, when set, stands between the engine and the real prober (e.g. a gate that lies).
 	wrap func(Prober) Prober
+	// lead and scan, when set, are the engine's leadership and scan interval (replicas).
+	lead Leadership
+	scan time.Duration
 }
 
 func newRig(t testing.TB, s *simCluster, cfg *config.Config) *rig {
@@ -194,7 +198,7 @@ func (r *rig) start(t testing.TB) {
 	if r.wrap != nil {
 		p = r.wrap(p)
 	}
-	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg})
+	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg, Leadership: r.lead, Scan: r.scan})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)

@@ -14,29 +14,46 @@ import (
 // Alertmanager says: a down Alertmanager never delays stopping the bleeding (the keeper
 // retries in the background). A human's silence seen here means a human took over before we
 // touched anything.
-func stageSilencing(ctx context.Context, sc *stageCtx) result {
+func stageSilencing(ctx context.Context, sc *stageCtx) Result {
 	started := func(inc *incident.Incident) { inc.RemediationStarted = true }
-	if sc.sil == nil {
-		res := advance(incident.StepContaining, "silencing disabled (no alertmanager.url)")
-		res.label, res.apply = resultSkipped, started
+	if sc.humans == nil {
+		res := Done("silencing disabled (no alertmanager.url)").With(started)
+		res.status = statusSkipped
 		return res
 	}
 	// All of this step's Alertmanager work shares one alertmanager.timeout: a hung
 	// Alertmanager delays containment by that much at most.
-	actx, cancel := context.WithTimeout(ctx, sc.sil.timeout)
+	actx, cancel := context.WithTimeout(ctx, time.Duration(sc.cfg.Alertmanager.Timeout))
 	defer cancel()
-	f, err := sc.sil.Foreign(actx, sc.inc)
-	if err == nil && f != nil {
-		t := sc.e.takeover(ctx, sc.r, sc.inc.ID, f)
-		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
+	if t := sc.humans.takenOver(actx, sc.inc); t != "" {
+		return TakenOver(t)
 	}
 	note := "silence in place"
-	if err := sc.e.ensureSilence(actx, sc.r, sc.sil, sc.inc.ID, false); err != nil {
+	if err := sc.humans.silence(actx, sc.inc); err != nil {
 		note = "silence not created yet, retrying in the background: " + err.Error()
 	}
-	res := advance(incident.StepContaining, note)
-	res.apply = started
-	return res
+	return Done(note).With(started)
+}
+
+// runnerHumans is the humans of one incident's runner: Alertmanager through the silencer, and
+// what the incident's silence keeper saw.
+type runnerHumans struct {
+	e   *Engine
+	r   *runner
+	sil *silencer
+}
+
+func (h runnerHumans) takenOver(ctx context.Context, inc *incident.Incident) string {
+	hs, err := h.sil.Humans(ctx, inc)
+	if err != nil {
+		return h.e.takeoverOf(h.r) // Alertmanager unreachable: the keeper keeps looking
+	}
+	h.e.noteHumans(ctx, h.r, inc, hs)
+	return h.e.takeoverOf(h.r)
+}
+
+func (h runnerHumans) silence(ctx context.Context, inc *incident.Incident) error {
+	return h.e.ensureSilence(ctx, h.r, h.sil, inc.ID)
 }
 
 // silenceStatus is the incident's silence as journaled.
@@ -54,7 +71,7 @@ func currentSilence(inc *incident.Incident) silenceStatus {
 			if s.ID != "" {
 				st.id, st.lastAt, st.ended = s.ID, s.At, false
 			}
-		case silenceExpired:
+		case silenceExpired, silenceHumanExpired:
 			if s.ID == st.id {
 				st.ended = true
 			}
@@ -64,24 +81,13 @@ func currentSilence(inc *incident.Incident) silenceStatus {
 }
 
 // ensureSilence makes sure the incident has its one silence: adopt one Alertmanager already
-// has for it (created just before a crash), else create it; with extend, also push its end
-// out when extend_every has passed. Every action is journaled and counted.
-func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id string, extend bool) error {
-	r.silMu.Lock()
-	defer r.silMu.Unlock()
-	inc, err := e.j.Get(ctx, id)
-	if err != nil {
-		return fmt.Errorf("read incident %s: %w", id, err)
-	}
-	if !inc.Open() || inc.Outcome != "" || inc.Abort != nil {
-		return nil
-	}
-	st := currentSilence(inc)
-	now := e.now()
-	switch {
-	case st.ended:
-		return nil
-	case st.id == "":
+// has for it (created just before a crash), else create it. Every action is journaled and
+// counted.
+func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id string) error {
+	return e.withSilence(ctx, r, id, func(inc *incident.Incident, st silenceStatus, now time.Time) error {
+		if st.ended || st.id != "" {
+			return nil
+		}
 		found, err := sil.Find(ctx, inc.Cluster, id)
 		if err != nil {
 			e.recordSilence(ctx, id, incident.Silence{Action: silenceFailed, At: now, Error: err.Error()})
@@ -102,11 +108,21 @@ func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id
 		}
 		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceCreated, At: now, EndsAt: ends})
 		e.failpoint("silence:created")
-	case extend && now.Sub(st.lastAt) >= time.Duration(e.config().Alertmanager.ExtendEvery):
+		return nil
+	})
+}
+
+// extendSilence pushes the incident's silence end out once extend_every has passed since it
+// was created or last extended. A silence a human expired is not put back.
+func (e *Engine) extendSilence(ctx context.Context, r *runner, sil *silencer, id string) error {
+	return e.withSilence(ctx, r, id, func(_ *incident.Incident, st silenceStatus, now time.Time) error {
+		if st.ended || st.id == "" || now.Sub(st.lastAt) < time.Duration(e.config().Alertmanager.ExtendEvery) {
+			return nil
+		}
 		sid, ends, err := sil.Extend(ctx, st.id, now)
 		if errors.Is(err, errSilenceGone) {
 			// A human expired our silence: they want to be paged; don't put it back.
-			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceExpired, At: now, Error: "expired by someone else"})
+			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceHumanExpired, At: now, Error: "expired by someone else"})
 			return nil
 		}
 		if err != nil {
@@ -114,8 +130,23 @@ func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id
 			return err
 		}
 		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceExtended, At: now, EndsAt: ends})
+		return nil
+	})
+}
+
+// withSilence runs fn on the incident's journaled silence, one silence operation of the
+// incident at a time; nothing runs once the incident is closing.
+func (e *Engine) withSilence(ctx context.Context, r *runner, id string, fn func(*incident.Incident, silenceStatus, time.Time) error) error {
+	r.silMu.Lock()
+	defer r.silMu.Unlock()
+	inc, err := e.j.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read incident %s: %w", id, err)
 	}
-	return nil
+	if !inc.Open() || inc.Outcome != "" || inc.Abort != nil {
+		return nil
+	}
+	return fn(inc, currentSilence(inc), e.now())
 }
 
 // config returns the current configuration.
@@ -129,6 +160,14 @@ func (e *Engine) config() *config.Config {
 // is best effort: the action happened whether or not it could be recorded.
 func (e *Engine) recordSilence(ctx context.Context, id string, s incident.Silence) {
 	e.m.silences.WithLabelValues(s.Action).Inc()
+	switch s.Action {
+	case silenceCreated, silenceExtended, silenceExpired:
+		e.log.Info("silence "+s.Action, "incident", id, "silence", s.ID, "ends_at", s.EndsAt)
+	case silenceFailed:
+		e.log.Warn("silence action failed", "incident", id, "silence", s.ID, "err", s.Error)
+	default: // a human's: foreign, human_expired
+		e.log.Warn("a human acted on the cluster's silences", "incident", id, "action", s.Action, "silence", s.ID, "detail", s.Error)
+	}
 	// Recorded even when the Alertmanager call used up ctx: the journal write has its own bound.
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -161,34 +200,63 @@ func (e *Engine) takeover(ctx context.Context, r *runner, id string, f *foreignS
 }
 
 // keepSilence runs beside an incident past the guards: it retries a failed creation with
-// backoff, extends the silence every extend_every and watches for a human's silence.
+// backoff, extends the silence every extend_every, and every silences.watch_interval looks at
+// what humans did: a takeover silence, an acknowledgement, an expiry of our silence.
 func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 	b := newBackoff(200*time.Millisecond, time.Minute)
 	e.mu.Lock()
 	cluster := r.cluster
 	e.mu.Unlock()
 	for {
+		if _, err := e.lead.Acting(cluster); err != nil {
+			return // the cluster's leader keeps the silence
+		}
 		_, _, _, sil := e.snapshot(cluster)
-		every := time.Duration(e.config().Alertmanager.ExtendEvery)
-		wait := max(every, time.Millisecond)
+		cfg := e.config()
+		wait := max(min(time.Duration(cfg.Alertmanager.ExtendEvery), time.Duration(cfg.Silences.WatchInterval)), time.Millisecond)
 		if sil != nil {
-			if err := e.ensureSilence(ctx, r, sil, r.id, true); err != nil {
+			err := e.ensureSilence(ctx, r, sil, r.id)
+			if err == nil {
+				err = e.extendSilence(ctx, r, sil, r.id)
+			}
+			if err != nil {
 				wait = min(b.next(), wait)
 			} else {
 				b.reset()
 			}
 			if inc, err := e.j.Get(ctx, r.id); err == nil && inc.Open() && inc.Outcome == "" {
-				if f, err := sil.Foreign(ctx, inc); err == nil && f != nil {
-					e.takeover(ctx, r, r.id, f)
-					select {
-					case r.wake <- struct{}{}:
-					default:
-					}
+				if hs, err := sil.Humans(ctx, inc); err == nil {
+					e.noteHumans(ctx, r, inc, hs)
 				}
 			}
 		}
 		if !sleep(ctx, wait, nil) {
 			return
+		}
+	}
+}
+
+// noteHumans journals what humans did with silences: acknowledgements (the runbook goes on), an
+// expiry of our silence (not put back: they want to be paged), and a takeover (the running step
+// is cancelled and the incident handed to them).
+func (e *Engine) noteHumans(ctx context.Context, r *runner, inc *incident.Incident, hs humanSilences) {
+	var acks []incident.Ack
+	for _, f := range hs.acks {
+		acks = append(acks, incident.Ack{By: f.by, At: e.now(), Comment: f.comment, Source: ackBySilence, SilenceID: f.id})
+	}
+	e.recordAcks(ctx, inc.ID, acks)
+	ours := currentSilence(inc)
+	for _, id := range hs.expired {
+		if id == ours.id && !ours.ended {
+			e.recordSilence(ctx, inc.ID, incident.Silence{ID: id, Action: silenceHumanExpired, At: e.now(),
+				Error: "expired by someone else: they want to be paged; not put back"})
+		}
+	}
+	if hs.takeover != nil {
+		e.takeover(ctx, r, inc.ID, hs.takeover)
+		select {
+		case r.wake <- struct{}{}:
+		default:
 		}
 	}
 }

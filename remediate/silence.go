@@ -31,9 +31,9 @@ const (
 	silenceHumanExpired = "human_expired"
 	// silenceLapsed: our silence ran out before we could extend it (Alertmanager unreachable,
 	// the responder stalled); a new one is created.
-	silenceLapsed = "lapsed"
-	silenceFailed       = "failed"
-	silenceForeign      = "foreign"
+	silenceLapsed  = "lapsed"
+	silenceFailed  = "failed"
+	silenceForeign = "foreign"
 )
 
 var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceHumanExpired, silenceLapsed, silenceFailed, silenceForeign}

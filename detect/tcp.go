@@ -25,8 +25,10 @@ func ProbePeerPort(ctx context.Context, t Target) Result {
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil && ctx.Err() != nil {
-		// Our own deadline ran out: an overloaded responder is no evidence of a partition.
+	if err != nil && over(ctx) {
+		// Our own deadline ran out: an overloaded responder is no evidence of a partition. The
+		// dial can report its timeout before ctx's timer has marked ctx done (on a busy machine,
+		// a while before), so the deadline itself is what is checked.
 		return Result{Status: StatusError, Err: err, Value: "no answer within the deadline",
 			Reason: fmt.Sprintf("dial peer port %s of %s: %v", addr, t.Node.ID, err)}
 	}

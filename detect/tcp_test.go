@@ -61,7 +61,19 @@ func TestProbePeerPort(t *testing.T) {
 		require.NotEmpty(t, r.Data.(*TCPReading).Why)
 	}
 
+	// The dial times out at our deadline before ctx's timer has marked it done, as on a machine
+	// too busy to run the timer on time: still our deadline, still no evidence.
+	r = run(pastDeadline{t.Context()}, ProbeTCP, Target{Node: config.NodeConfig{ID: "n3", PeerAddr: "192.0.2.1:7070"}})
+	require.Equal(t, StatusError, r.Status, r.Reason)
+	require.Nil(t, r.Data)
+
 	r = run(t.Context(), ProbeTCP, Target{Node: config.NodeConfig{ID: "n4"}})
 	require.Equal(t, StatusError, r.Status)
 	require.Contains(t, r.Reason, "no peer_addr")
 }
+
+// pastDeadline is a context whose deadline has passed while Err still says nothing: the moment
+// between a deadline and its timer firing.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }

@@ -25,6 +25,7 @@ type decideParams struct {
 	Threshold      time.Duration // probe budget; a heartbeat RTT above it is stale
 	Fuse           config.ClockFuseConfig
 	At             time.Time
+	Concurrency    int // the daemon's probe budget, named when it ran out
 }
 
 // judgement is one SOP condition: whether it holds, whether enough nodes answered to trust a
@@ -37,7 +38,8 @@ type judgement struct {
 // decide is the verdict: a pure function of the probe results, the parameters and the clock
 // fuse. confirmed needs all three SOP conditions; one condition that does not hold, on answers
 // from a majority of nodes, makes it not_confirmed; otherwise the split cannot be judged and it
-// is inconclusive — as it is whenever the clock fuse is tripped.
+// is inconclusive — as it is whenever the clock fuse is tripped, and whenever the daemon's probe
+// budget left probes without their turn: a busy responder judges nothing on partial evidence.
 func decide(results []Result, p decideParams, fuse FuseState) incident.Verdict {
 	ev := index(results)
 	majority := len(p.Nodes)/2 + 1
@@ -78,6 +80,10 @@ func decide(results []Result, p decideParams, fuse FuseState) incident.Verdict {
 	case v.ClockFuse:
 		v.Kind = incident.VerdictInconclusive
 		v.Reason = "clock fuse tripped (" + describeFuse(fuse, p.Fuse) + "): time-based evidence is untrustworthy; " + all
+	case starved(results) > 0:
+		v.Kind = incident.VerdictInconclusive
+		v.Reason = fmt.Sprintf("%s: %d of %d probes got no probe slot in time (detection.concurrency %d, shared by every cluster's rounds); %s",
+			budgetExhausted, starved(results), len(results), p.Concurrency, all)
 	case control.held && data.held && network.held:
 		v.Kind = incident.VerdictConfirmed
 		v.Reason = "split-brain confirmed: " + all
@@ -106,6 +112,17 @@ func decide(results []Result, p decideParams, fuse FuseState) incident.Verdict {
 	}
 	v.Evidence = evidence(results, fuse, p, staleFrom)
 	return v
+}
+
+// starved counts the probes the daemon's probe budget left without their turn.
+func starved(results []Result) int {
+	n := 0
+	for _, r := range results {
+		if r.Status == StatusBudgetExhausted {
+			n++
+		}
+	}
+	return n
 }
 
 // readings is the evidence indexed by node and probe.

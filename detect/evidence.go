@@ -32,7 +32,7 @@ func evidence(results []Result, fuse FuseState, p decideParams, stale map[string
 	for _, r := range sorted {
 		e := incident.Evidence{
 			Node: r.Node, Probe: r.Probe, OK: r.Answered(), Value: r.Value, Raw: r.Raw,
-			Duration: r.Duration, Skipped: r.Status == StatusSkipped,
+			Duration: r.Duration, Skipped: r.Status == StatusSkipped || r.Status == StatusBudgetExhausted,
 			Supports: []incident.Condition{conditionOf(r.Probe)},
 		}
 		if r.Status != StatusOK {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
@@ -42,12 +41,16 @@ const (
 )
 
 // fanOut runs probes on every node of the cluster in two phases (the /metrics scrapes, then the
-// rest), at most detection.concurrency nodes at once per phase, each node's probes in parallel,
-// plus the cluster-wide etcd and redis probes when the scope says so. It returns when every probe is done or ctx ends, whichever is first: a probe still
-// running then is recorded as not having answered, so a hung node never holds the verdict past
-// the budget. The probes get a deadline slightly earlier than ctx's, so that a probe honouring it
-// reports its own reason ("status n3: timed out") rather than being cut off by the collector.
-func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, scope roundScope) []Result {
+// rest), plus the cluster-wide etcd and redis probes when the scope says so. Every probe holds a
+// slot of the daemon's probe budget while it runs (a node's /metrics scrape, shared by its data
+// and clock probes, is one request and one slot), taken at prio, so the bound holds across every
+// cluster's rounds at once. It returns when every probe is done or ctx ends, whichever is first:
+// a probe still running then is recorded as not having answered, so a hung node never holds the
+// verdict past the budget, and a probe that never got a slot as budget_exhausted, so a busy
+// daemon is never mistaken for a silent node. The probes get a deadline slightly earlier than
+// ctx's, so that a probe honouring it reports its own reason ("status n3: timed out") rather
+// than being cut off by the collector.
+func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, scope roundScope, prio priority) []Result {
 	nodes := cs.cfg.Nodes
 	col := newCollector(len(nodes) + 1) // the last row holds cluster-wide probes
 	pctx, cancel := earlier(ctx)
@@ -83,7 +86,6 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 		rounds = append(rounds, round{row: i, node: n, names: names, done: done, metrics: metrics})
 	}
 
-	sem := semaphore.NewWeighted(int64(max(cfg.Detection.Concurrency, 1)))
 	phase := func(wg *sync.WaitGroup, first bool) {
 		for _, rd := range rounds {
 			var js []int
@@ -95,18 +97,14 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 			if len(js) == 0 {
 				continue
 			}
-			wg.Go(func() {
-				if err := sem.Acquire(pctx, 1); err != nil {
-					return // left unset: "no answer within the budget"
-				}
-				defer sem.Release(1)
-				col.started(rd.row)
-				var each sync.WaitGroup
-				for _, j := range js {
-					each.Go(func() { col.put(rd.row, j, p.probeOne(pctx, cs, cfg, rd.node, rd.names[j], rd.metrics)) })
-				}
-				each.Wait()
-			})
+			probe := func(j int) Result { return p.probeOne(pctx, cs, cfg, rd.node, rd.names[j], rd.metrics) }
+			if first {
+				wg.Go(func() { p.withSlot(pctx, prio, col, rd.row, js, probe) })
+				continue
+			}
+			for _, j := range js {
+				wg.Go(func() { p.withSlot(pctx, prio, col, rd.row, []int{j}, probe) })
+			}
 		}
 	}
 	var all sync.WaitGroup
@@ -126,30 +124,29 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 		col.expect(len(nodes), "", names)
 		for j, t := range targets {
 			all.Go(func() {
-				tctx, cancel := probeContext(pctx, cfg)
-				defer cancel()
-				r := run(tctx, names[j], t)
-				if names[j] == ProbeRedis {
-					r.Value = t.Redis.Name + ": " + r.Value
-				}
-				col.put(len(nodes), j, r)
+				p.withSlot(pctx, prio, col, len(nodes), []int{j}, func(int) Result {
+					tctx, cancel := probeContext(pctx, cfg)
+					defer cancel()
+					r := run(tctx, names[j], t)
+					if names[j] == ProbeRedis {
+						r.Value = t.Redis.Name + ": " + r.Value
+					}
+					return r
+				})
 			})
 		}
 	}
 	waitAtMost(ctx, &all, -1)
 
-	rows, ran := col.collect(fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)))
+	rows := col.collect(fmt.Sprintf("no answer within the budget: %v", context.Cause(ctx)),
+		fmt.Sprintf("%s: no probe slot free before the round's budget ended (detection.concurrency %d, shared by every cluster's rounds)",
+			budgetExhausted, max(cfg.Detection.Concurrency, 1)))
 	for _, rd := range rounds {
-		switch {
-		case errors.Is(ctx.Err(), context.Canceled):
+		if errors.Is(ctx.Err(), context.Canceled) {
 			rd.done(context.Canceled) // the caller gave up: says nothing about the node
-		case !ran[rd.row]:
-			rd.done(errNotProbed)
-		case silent(rows[rd.row]):
-			rd.done(errNodeSilent)
-		default:
-			rd.done(nil)
+			continue
 		}
+		rd.done(nodeOutcome(rows[rd.row]))
 	}
 	var out []Result
 	for _, row := range rows {
@@ -159,6 +156,76 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 		}
 	}
 	return out
+}
+
+// budgetExhausted starts the reason of every probe the daemon's budget left without its turn.
+const budgetExhausted = "probe budget exhausted"
+
+// withSlot runs probe for each of row's probes js while holding one slot of the daemon's probe
+// budget. Without a slot before ctx ends they are left for collect to report as budget
+// exhausted. A probe that got its slot late and was then cut off by the end of the round, having
+// waited longer for the slot than it ran, is reported the same way: the round's time went to
+// the queue, not to the node.
+func (p *Prober) withSlot(ctx context.Context, prio priority, col *collector, row int, js []int, probe func(j int) Result) {
+	queued := time.Now()
+	p.metrics.slotsWaiting.Inc()
+	err := p.budget.acquire(ctx, prio)
+	p.metrics.slotsWaiting.Dec()
+	if err != nil {
+		return
+	}
+	p.metrics.slotsInUse.Inc()
+	defer func() {
+		p.metrics.slotsInUse.Dec()
+		p.budget.release()
+	}()
+	waited := time.Since(queued)
+	p.metrics.slotWait.WithLabelValues(prio.String()).Observe(waited.Seconds())
+	col.started(row, js)
+	var each sync.WaitGroup
+	for _, j := range js {
+		each.Go(func() {
+			start := time.Now()
+			r := probe(j)
+			if ran := time.Since(start); !r.Answered() && over(ctx) && waited > ran {
+				r.Status, r.Data = StatusBudgetExhausted, nil
+				r.Reason = fmt.Sprintf("%s: waited %s for a probe slot, then the round's budget ended %s into the probe (%s)",
+					budgetExhausted, waited.Round(time.Millisecond), ran.Round(time.Millisecond), r.Reason)
+			}
+			col.put(row, j, r)
+		})
+	}
+	each.Wait()
+}
+
+// over reports whether ctx has ended or its deadline has passed (a deadline's timer can fire a
+// little after the deadline on a busy machine).
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// nodeOutcome is what a node's round tells its breaker: nil when a probe answered, errNodeSilent
+// when the probes that ran got no answer (the responder's own TCP dial aside), errNotProbed when
+// none ran — the daemon's budget, not the node's fault.
+func nodeOutcome(rs []Result) error {
+	tried := false
+	for _, r := range rs {
+		if r.Probe == ProbeTCP || r.Status == StatusBudgetExhausted {
+			continue
+		}
+		if r.Status != StatusError {
+			return nil
+		}
+		tried = true
+	}
+	if !tried {
+		return errNotProbed
+	}
+	return errNodeSilent
 }
 
 // waitAtMost waits for wg, for ctx, or for d (d < 0: no limit), whichever comes first.
@@ -198,27 +265,31 @@ func earlier(ctx context.Context) (context.Context, context.CancelFunc) {
 // collector gathers results as each probe finishes, so a probe still running when the budget
 // ends costs only its own answer, not its node's.
 type collector struct {
-	mu     sync.Mutex
-	rows   [][]Result
-	set    [][]bool
-	ran    []bool // the node got a probe slot
-	closed bool
+	mu      sync.Mutex
+	rows    [][]Result
+	set     [][]bool
+	running [][]bool // the probe got a slot of the probe budget
+	closed  bool
 }
 
 func newCollector(rows int) *collector {
-	return &collector{rows: make([][]Result, rows), set: make([][]bool, rows), ran: make([]bool, rows)}
+	return &collector{rows: make([][]Result, rows), set: make([][]bool, rows), running: make([][]bool, rows)}
 }
 
 // expect declares row i's probes before any goroutine may put into it.
 func (c *collector) expect(i int, node string, names []string) {
 	c.rows[i] = unanswered(node, names, StatusError, "")
 	c.set[i] = make([]bool, len(names))
+	c.running[i] = make([]bool, len(names))
 }
 
-func (c *collector) started(i int) {
+// started marks row i's probes js as holding a slot.
+func (c *collector) started(i int, js []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ran[i] = true
+	for _, j := range js {
+		c.running[i][j] = true
+	}
 }
 
 func (c *collector) put(i, j int, r Result) {
@@ -229,20 +300,24 @@ func (c *collector) put(i, j int, r Result) {
 	}
 }
 
-// collect closes the collector and returns every row, unset results carrying reason, and which
-// rows got a probe slot.
-func (c *collector) collect(reason string) ([][]Result, []bool) {
+// collect closes the collector and returns every row: a probe still running carries
+// unanswered, one that never got a slot is budget_exhausted with noSlot.
+func (c *collector) collect(unanswered, noSlot string) [][]Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
 	for i, row := range c.rows {
 		for j := range row {
-			if !c.set[i][j] {
-				row[j].Reason = reason
+			switch {
+			case c.set[i][j]:
+			case c.running[i][j]:
+				row[j].Reason = unanswered
+			default:
+				row[j].Status, row[j].Reason = StatusBudgetExhausted, noSlot
 			}
 		}
 	}
-	return c.rows, c.ran
+	return c.rows
 }
 
 // applicable drops the optional probes a node has no endpoint for.
@@ -264,16 +339,6 @@ func unanswered(node string, probes []string, st Status, reason string) []Result
 		out[i] = Result{Probe: name, Node: node, Status: st, Reason: reason}
 	}
 	return out
-}
-
-// silent reports whether no probe other than the responder's own TCP dial got an answer.
-func silent(rs []Result) bool {
-	for _, r := range rs {
-		if r.Probe != ProbeTCP && r.Status != StatusError {
-			return false
-		}
-	}
-	return len(rs) > 0
 }
 
 // probeOne runs one probe of a node within probe_timeout and ctx.

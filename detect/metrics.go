@@ -21,6 +21,10 @@ type metrics struct {
 	clockOffset   *prometheus.GaugeVec
 	fuseTripped   *prometheus.GaugeVec
 	partition     *partitionScores
+	// The daemon's probe budget: slots held, probes waiting, and how long each waited.
+	slotsInUse   prometheus.Gauge
+	slotsWaiting prometheus.Gauge
+	slotWait     *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer, now func() time.Time) *metrics {
@@ -32,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) *metrics {
 		}, []string{"probe"}),
 		probeResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "probe_results_total",
-			Help: "Probe results by probe and result (ok, fail, error, skipped).",
+			Help: "Probe results by probe and result (ok, fail, error, skipped: node breaker open, budget_exhausted: no probe slot in time).",
 		}, []string{"probe", "result"}),
 		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "verdicts_total",
@@ -51,6 +55,19 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) *metrics {
 			Help: "1 while the cluster's clock fuse is tripped (verdicts are inconclusive).",
 		}, []string{"cluster"}),
 		partition: newPartitionScores(now),
+		slotsInUse: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "probe_slots_in_use",
+			Help: "Probes running, each holding a slot of the daemon's probe budget (detection.concurrency).",
+		}),
+		slotsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "probe_slots_waiting",
+			Help: "Probes waiting for a slot of the daemon's probe budget.",
+		}),
+		slotWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "probe_slot_wait_seconds",
+			Help:    "Time a probe waited for a slot of the probe budget, by priority (urgent: an incident, the recovery gate or a plan; watch).",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"priority"}),
 	}
 	if reg != nil {
 		m.probeDuration = register(reg, m.probeDuration)
@@ -60,6 +77,12 @@ func newMetrics(reg prometheus.Registerer, now func() time.Time) *metrics {
 		m.clockOffset = register(reg, m.clockOffset)
 		m.fuseTripped = register(reg, m.fuseTripped)
 		m.partition = register(reg, m.partition)
+		m.slotsInUse = register(reg, m.slotsInUse)
+		m.slotsWaiting = register(reg, m.slotsWaiting)
+		m.slotWait = register(reg, m.slotWait)
+	}
+	for _, p := range []priority{background, urgent} {
+		m.slotWait.WithLabelValues(p.String())
 	}
 	for _, p := range ProbeNames {
 		m.probeDuration.WithLabelValues(p)
@@ -126,7 +149,7 @@ func hasNode(c *config.ClusterConfig, id string) bool {
 // observe counts one probe result.
 func (m *metrics) observe(r Result) {
 	m.probeResults.WithLabelValues(r.Probe, string(r.Status)).Inc()
-	if r.Status != StatusSkipped {
+	if r.Status != StatusSkipped && r.Status != StatusBudgetExhausted {
 		m.probeDuration.WithLabelValues(r.Probe).Observe(r.Duration.Seconds())
 	}
 }

@@ -84,10 +84,14 @@ const (
 	StatusFail    Status = "fail"    // answered (or, for tcp, measurably unreachable), unhealthy
 	StatusError   Status = "error"   // no usable answer: timeout, exec failure, malformed output
 	StatusSkipped Status = "skipped" // not run: the node's breaker is open
+	// StatusBudgetExhausted: not run, or cut short after waiting for its turn, because the
+	// daemon's probe budget (detection.concurrency) was busy until the round's budget ended.
+	// It says nothing about the node.
+	StatusBudgetExhausted Status = "budget_exhausted"
 )
 
 // Statuses lists every status; metrics pre-create their label values from it.
-var Statuses = []Status{StatusOK, StatusFail, StatusError, StatusSkipped}
+var Statuses = []Status{StatusOK, StatusFail, StatusError, StatusSkipped, StatusBudgetExhausted}
 
 // Result is one probe's reading of one target.
 type Result struct {

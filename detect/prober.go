@@ -37,7 +37,8 @@ type Prober struct {
 	now      func() time.Time
 	reg      prometheus.Registerer
 	metrics  *metrics
-	grpc     GRPCPool // gRPC health connections, one per node address, kept across rounds
+	grpc     GRPCPool     // gRPC health connections, one per node address, kept across rounds
+	budget   *probeBudget // detection.concurrency: probes at once across every cluster
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -70,6 +71,7 @@ func NewProber(cfg *config.Config, opts Options) *Prober {
 		metrics:  newMetrics(opts.Registerer, opts.Now),
 		clusters: map[string]*clusterState{},
 		reload:   make(chan struct{}, 1),
+		budget:   newProbeBudget(cfg.Detection.Concurrency),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -136,6 +138,7 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 		return false
 	})
 	p.metrics.setClusters(p.cfg, cfg)
+	p.budget.resize(cfg.Detection.Concurrency)
 	p.cfg, p.clusters = cfg, next
 	for _, cs := range next {
 		p.currentThreshold(cs, cfg) // export the threshold from the start, not after the first round
@@ -191,7 +194,7 @@ func budgetContext(ctx context.Context, budget time.Duration) (context.Context, 
 // It returns an error only for an unknown cluster or when ctx was cancelled; a probe that fails
 // is evidence, not an error.
 func (p *Prober) Confirm(ctx context.Context, cluster string) (*incident.Verdict, error) {
-	v, err := p.probeCluster(ctx, cluster)
+	v, err := p.probeCluster(ctx, cluster, urgent)
 	if err != nil {
 		return nil, err
 	}
@@ -201,8 +204,9 @@ func (p *Prober) Confirm(ctx context.Context, cluster string) (*incident.Verdict
 	return v, nil
 }
 
-// probeCluster is one full probe round and its verdict; Confirm and watch mode share it.
-func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Verdict, error) {
+// probeCluster is one full probe round and its verdict; Confirm and watch mode share it, at
+// their own priority on the daemon's probe budget.
+func (p *Prober) probeCluster(ctx context.Context, cluster string, prio priority) (*incident.Verdict, error) {
 	start := time.Now()
 	cfg, cs, err := p.state(cluster)
 	if err != nil {
@@ -216,7 +220,7 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 	// `raft state` is not run: `status --quorum` reports the same leader_id and term, and the
 	// node's role adds nothing to the verdict, while every zmyctl exec costs a process start.
 	probes := []string{ProbeControl, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC}
-	results := p.fanOut(bctx, cs, cfg, probes, withDependencies)
+	results := p.fanOut(bctx, cs, cfg, probes, withDependencies, prio)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("confirm %s: %w", cluster, ctx.Err())
 	}
@@ -225,6 +229,7 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 	v := decide(results, decideParams{
 		Nodes: nodeIDs(cs.cfg), ShardTolerance: cfg.Detection.ShardTolerance,
 		RootCauseScore: cfg.Detection.RootCauseScore, Threshold: budget, Fuse: cfg.Detection.ClockFuse, At: at,
+		Concurrency: max(cfg.Detection.Concurrency, 1),
 	}, fuse)
 	v.Duration = time.Since(start)
 	p.metrics.partition.set(cluster, v.PartitionScore, at, results)

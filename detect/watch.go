@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ func (p *Prober) Run(ctx context.Context) {
 		var wg sync.WaitGroup
 		for _, c := range cfg.Clusters {
 			if every := watchInterval(cfg, c); every > 0 {
-				wg.Go(func() { p.watch(wctx, c.Name, every) })
+				wg.Go(func() { p.watch(wctx, c.Name, every, 0) })
 			}
 		}
 		wg.Go(func() { p.recomputeThresholds(wctx, cfg) })
@@ -51,9 +52,17 @@ func watchInterval(cfg *config.Config, c config.ClusterConfig) time.Duration {
 	return time.Duration(cfg.Detection.WatchInterval)
 }
 
-// watch probes one cluster every interval, while this replica watches it. A round never
-// outlives the interval's budget: it is bounded by the threshold like any Confirm.
-func (p *Prober) watch(ctx context.Context, cluster string, every time.Duration) {
+// watch probes one cluster every interval, the first time after offset, while this replica
+// watches it. A round never outlives the interval's budget: it is bounded by the threshold like
+// any Confirm, and its probes yield to urgent rounds on the daemon's probe budget.
+func (p *Prober) watch(ctx context.Context, cluster string, every, offset time.Duration) {
+	first := time.NewTimer(offset)
+	select {
+	case <-ctx.Done():
+		first.Stop()
+		return
+	case <-first.C:
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -65,10 +74,14 @@ func (p *Prober) watch(ctx context.Context, cluster string, every time.Duration)
 				continue
 			}
 		}
-		v, err := p.probeCluster(ctx, cluster)
+		v, err := p.probeCluster(ctx, cluster, background)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			p.log.Warn("watch round failed", "cluster", cluster, "err", err)
+		case err == nil && strings.HasPrefix(v.Reason, budgetExhausted):
+			// The responder is short of probe slots, not the cluster of health: say so once a round.
+			why, _, _ := strings.Cut(v.Reason, ";")
+			p.log.Warn("watch round could not finish: "+budgetExhausted, "cluster", cluster, "reason", why, "duration", v.Duration)
 		case err == nil:
 			p.log.Debug("watch round", "cluster", cluster, "verdict", v.Kind, "healthy", v.Healthy,
 				"partition_score", v.PartitionScore, "duration", v.Duration)

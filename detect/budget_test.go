@@ -255,3 +255,22 @@ func TestLateSlotCutByTheRoundIsBudgetExhausted(t *testing.T) {
 			rows[0][0].Reason)
 	})
 }
+
+// Watched clusters start their rounds spread over their interval, not together.
+func TestWatchRoundsAreStaggered(t *testing.T) {
+	cfg := staticConfig(staticCluster("a", "n1"), staticCluster("b", "n1"), staticCluster("c", "n1"),
+		staticCluster("d", "n1"), staticCluster("e", "n1"))
+	cfg.Detection.WatchInterval = model.Duration(10 * time.Second)
+	cfg.Clusters[3].WatchInterval = model.Duration(time.Minute)
+	require.Equal(t, []watchLoop{
+		{cluster: "a", every: 10 * time.Second, offset: 0},
+		{cluster: "b", every: 10 * time.Second, offset: 2 * time.Second},
+		{cluster: "c", every: 10 * time.Second, offset: 4 * time.Second},
+		{cluster: "d", every: time.Minute, offset: 36 * time.Second},
+		{cluster: "e", every: 10 * time.Second, offset: 8 * time.Second},
+	}, staggered(cfg))
+
+	cfg.Detection.WatchInterval = 0
+	require.Equal(t, []watchLoop{{cluster: "d", every: time.Minute, offset: 0}}, staggered(cfg),
+		"without a global interval only clusters with their own are watched")
+}

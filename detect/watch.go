@@ -12,7 +12,9 @@ import (
 // Run is watch mode: each cluster with a watch interval (its own, else detection.watch_interval)
 // is probed on that interval, exporting partition_score, the threshold, clock offsets and probe
 // results so dashboards show health without an alert; and every threshold is recomputed each
-// threshold.recompute. A reload restarts the loops on the new intervals. Run returns when ctx ends.
+// threshold.recompute. The clusters' rounds are spread evenly over their interval rather than
+// started together, so the daemon's probe budget sees a steady trickle, not one burst per
+// interval. A reload restarts the loops on the new intervals. Run returns when ctx ends.
 func (p *Prober) Run(ctx context.Context) {
 	// The config NewProber was built with is the one read below, not a reload.
 	select {
@@ -26,10 +28,8 @@ func (p *Prober) Run(ctx context.Context) {
 
 		wctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		for _, c := range cfg.Clusters {
-			if every := watchInterval(cfg, c); every > 0 {
-				wg.Go(func() { p.watch(wctx, c.Name, every, 0) })
-			}
+		for _, w := range staggered(cfg) {
+			wg.Go(func() { p.watch(wctx, w.cluster, w.every, w.offset) })
 		}
 		wg.Go(func() { p.recomputeThresholds(wctx, cfg) })
 
@@ -43,6 +43,27 @@ func (p *Prober) Run(ctx context.Context) {
 			wg.Wait()
 		}
 	}
+}
+
+// watchLoop is one cluster's watch: every interval, its first round offset into the interval.
+type watchLoop struct {
+	cluster       string
+	every, offset time.Duration
+}
+
+// staggered is the watched clusters, the i-th of n starting i/n of its interval in: 20 clusters
+// on 10s start a round every 0.5s.
+func staggered(cfg *config.Config) []watchLoop {
+	var out []watchLoop
+	for _, c := range cfg.Clusters {
+		if every := watchInterval(cfg, c); every > 0 {
+			out = append(out, watchLoop{cluster: c.Name, every: every})
+		}
+	}
+	for i := range out {
+		out[i].offset = out[i].every * time.Duration(i) / time.Duration(len(out))
+	}
+	return out
 }
 
 func watchInterval(cfg *config.Config, c config.ClusterConfig) time.Duration {

@@ -25,7 +25,7 @@ GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
 
 .PHONY: all build test test-go fuzz-short test-rules test-deploy deps lint bench bench-webhook \
-	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing run demo e2e clean
+	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale run demo e2e clean
 
 all: build
 
@@ -77,7 +77,7 @@ lint:
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
-bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing
+bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale
 
 # Webhook ingest throughput and latency against a do-nothing handler, and idle RSS.
 bench-webhook: build
@@ -107,6 +107,11 @@ bench-e2e: deps
 # gone, at the scrape/evaluation intervals of each shipped configuration (1s, 5s, 15s).
 bench-firing: deps
 	$(GO) test -run '^$$' -bench FiringTime -benchtime 3x -timeout 30m ./rules/
+
+# One responder watching 5, 20 and 50 simulated clusters of 5 nodes every 10s while it ingests a
+# webhook a second: latency, failed probes of healthy nodes, CPU, memory (≈ 9 minutes).
+bench-scale: build
+	$(BIN)/zmy-scale-bench --bin-dir=$(BIN) --clusters=5,20,50
 
 # The daemon on loopback with the example configuration.
 run: build

@@ -106,7 +106,8 @@ func post(ctx context.Context, client *http.Client, url string, body []byte) err
 	return nil
 }
 
-// counters are the counter series of one scrape, by metric name and then label set.
+// counters are the counter series of one scrape (and the _count and _sum of its summaries and
+// histograms), by metric name and then label set.
 type counters map[string]map[labelSet]float64
 
 // labelSet is a series' labels as sorted name=value pairs joined by commas.
@@ -139,22 +140,43 @@ func scrapeCounters(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	out := counters{}
-	for name, f := range families {
-		if f.GetType().String() != "COUNTER" {
-			continue
+	add := func(name string, ls labelSet, v float64) {
+		if out[name] == nil {
+			out[name] = map[labelSet]float64{}
 		}
-		series := map[labelSet]float64{}
+		out[name][ls] = v
+	}
+	for name, f := range families {
 		for _, m := range f.GetMetric() {
 			pairs := make([]string, 0, len(m.GetLabel()))
 			for _, l := range m.GetLabel() {
 				pairs = append(pairs, l.GetName()+"="+l.GetValue())
 			}
 			sort.Strings(pairs)
-			series[labelSet(strings.Join(pairs, ","))] = m.GetCounter().GetValue()
+			ls := labelSet(strings.Join(pairs, ","))
+			// Counters, and the count and sum of summaries and histograms, which only grow too.
+			switch f.GetType().String() {
+			case "COUNTER":
+				add(name, ls, m.GetCounter().GetValue())
+			case "SUMMARY":
+				add(name+"_count", ls, float64(m.GetSummary().GetSampleCount()))
+				add(name+"_sum", ls, m.GetSummary().GetSampleSum())
+			case "HISTOGRAM":
+				add(name+"_count", ls, float64(m.GetHistogram().GetSampleCount()))
+				add(name+"_sum", ls, m.GetHistogram().GetSampleSum())
+			}
 		}
-		out[name] = series
 	}
 	return out, nil
+}
+
+// total is how much every series of the named counter grew since before, together.
+func (c counters) total(before counters, name string) float64 {
+	var sum float64
+	for _, v := range c.diff(before, name) {
+		sum += v
+	}
+	return sum
 }
 
 // diff is how much each series of the named counter grew since before.

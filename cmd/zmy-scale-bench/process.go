@@ -149,3 +149,31 @@ func answers200(ctx context.Context, url string) bool {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode == http.StatusOK
 }
+
+// runQueueWait is how long the process's threads have waited for a CPU so far, summed over the
+// threads alive now (/proc/PID/task/*/schedstat, second field): time the responder was ready to
+// run and the machine gave it no core.
+func (c *child) runQueueWait() (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", c.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/schedstat: %w", dir, t.Name(), err)
+		}
+		total += time.Duration(ns)
+	}
+	return total, nil
+}

@@ -51,6 +51,13 @@ type result struct {
 	ResponderCPU, ZmyctlCPU, FleetCPU float64
 	RSSMiB, PeakRSSMiB                float64
 
+	// Where a webhook's time can go besides its own work.
+	RunQueueWaitMsPerS float64 // the responder's threads ready to run but given no core, per second
+	GCCycles           int
+	GCPauseMs          float64 // stop-the-world pauses, total
+	JournalWrites      int
+	JournalWriteMeanMs float64
+
 	interval string
 }
 
@@ -83,6 +90,8 @@ func (r result) details() []string {
 	if len(r.ProbeNotRun) > 0 {
 		out = append(out, "probes not run by result: "+formatCounts(r.ProbeNotRun))
 	}
+	out = append(out, fmt.Sprintf("responder run-queue wait %.1f ms/s; GC %d cycles, %.1f ms stopped in all; journal writes %d, mean %.2f ms",
+		r.RunQueueWaitMsPerS, r.GCCycles, r.GCPauseMs, r.JournalWrites, r.JournalWriteMeanMs))
 	out = append(out, "load average at the end: "+r.LoadAverage)
 	return out
 }
@@ -186,6 +195,10 @@ func (s scenario) run(ctx context.Context) (result, error) {
 	if err != nil {
 		return res, err
 	}
+	rq0, err := responder.runQueueWait()
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	var maxRSS int64
 	lat, errs, firstErr := sendWebhooks(ctx, base+"/webhook", s.Rate, s.Duration, func() {
@@ -203,6 +216,10 @@ func (s scenario) run(ctx context.Context) (result, error) {
 		return res, err
 	}
 	fCPU1, _, err := fleet.cpu()
+	if err != nil {
+		return res, err
+	}
+	rq1, err := responder.runQueueWait()
 	if err != nil {
 		return res, err
 	}
@@ -243,15 +260,18 @@ func (s scenario) run(ctx context.Context) (result, error) {
 	if res.Probes > 0 {
 		res.FailureRate = float64(res.ProbeFailures) / float64(res.Probes)
 	}
-	var execs float64
-	for _, v := range after.diff(before, "zmy_responder_commands_total") {
-		execs += v
-	}
 	minutes := elapsed.Minutes()
-	res.ProbesPerMinute, res.ZmyctlPerMinute = float64(res.Probes)/minutes, execs/minutes
+	res.ProbesPerMinute, res.ZmyctlPerMinute = float64(res.Probes)/minutes, after.total(before, "zmy_responder_commands_total")/minutes
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / elapsed.Seconds() }
 	res.ResponderCPU, res.ZmyctlCPU, res.FleetCPU = pct(rCPU1-rCPU0), pct(zCPU1-zCPU0), pct(fCPU1-fCPU0)
 	res.RSSMiB, res.PeakRSSMiB = mib(maxRSS), mib(peak)
+	res.RunQueueWaitMsPerS = msOf(rq1-rq0) / elapsed.Seconds()
+	res.GCCycles = int(after.total(before, "go_gc_duration_seconds_count"))
+	res.GCPauseMs = 1000 * after.total(before, "go_gc_duration_seconds_sum")
+	res.JournalWrites = int(after.total(before, "zmy_responder_journal_write_duration_seconds_count"))
+	if res.JournalWrites > 0 {
+		res.JournalWriteMeanMs = 1000 * after.total(before, "zmy_responder_journal_write_duration_seconds_sum") / float64(res.JournalWrites)
+	}
 	return res, nil
 }
 

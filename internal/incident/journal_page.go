@@ -1,0 +1,174 @@
+package incident
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Page sizes of Journal.Page: a page is bounded so that listing a journal of any size costs the
+// same memory.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 100
+)
+
+// ErrInvalidQuery says a page query's state, limit or cursor is not one Page accepts (400).
+var ErrInvalidQuery = errors.New("invalid query")
+
+// StateFilter selects incidents by whether they are open.
+type StateFilter string
+
+const (
+	StateAll    StateFilter = "all"
+	StateOpen   StateFilter = "open"
+	StateClosed StateFilter = "closed"
+)
+
+// ParseStateFilter reads the API's state parameter; "" means all.
+func ParseStateFilter(s string) (StateFilter, error) {
+	switch f := StateFilter(s); f {
+	case "":
+		return StateAll, nil
+	case StateAll, StateOpen, StateClosed:
+		return f, nil
+	}
+	return "", fmt.Errorf("%w: state %q: want open, closed or all", ErrInvalidQuery, s)
+}
+
+// Summary is an incident as a list shows it: what it is, where it stands and how it ended,
+// without its alerts, evidence, plan, timeline or commands (Get has those). Its JSON names are
+// the Incident's, so a summary decodes into an Incident with those fields set.
+type Summary struct {
+	ID          string      `json:"id"`
+	Cluster     string      `json:"cluster"`
+	Alertname   string      `json:"alertname"`
+	Step        Step        `json:"step"`
+	Outcome     Outcome     `json:"outcome,omitempty"`
+	Reason      string      `json:"reason,omitempty"`
+	VerdictKind VerdictKind `json:"verdict_kind,omitempty"` // the verdict's kind, once there is one
+	OpenedAt    time.Time   `json:"opened_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	ClosedAt    *time.Time  `json:"closed_at,omitempty"`
+	ResolvedAt  *time.Time  `json:"resolved_at,omitempty"`
+	ContainedAt *time.Time  `json:"contained_at,omitempty"`
+}
+
+// Open reports whether the incident is not yet closed.
+func (s *Summary) Open() bool { return s.Step != StepClosed }
+
+// PageQuery selects one page of incidents, newest first.
+type PageQuery struct {
+	State   StateFilter // "" is StateAll
+	Cluster string      // "" is every cluster
+	Limit   int         // 1…MaxPageLimit; 0 is DefaultPageLimit
+	Cursor  string      // Page.Next of the previous page; "" starts at the newest
+}
+
+// Page is one page of summaries. Next is the cursor of the following page, "" on the last one.
+type Page struct {
+	Incidents []Summary
+	Next      string
+}
+
+// summaryRecord is the part of a stored record a summary is made of: decoding only these
+// fields skips the evidence, timeline and commands without allocating them.
+type summaryRecord struct {
+	Summary
+	Verdict *struct {
+		Kind VerdictKind `json:"kind"`
+	} `json:"verdict"`
+}
+
+// Page returns at most q.Limit summaries, newest first, matching q, starting after q.Cursor.
+// Memory is bounded by the page, whatever the journal's size: records are decoded one at a
+// time, and only their summary fields. Unlike List it never loads alerts.
+func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	state, err := ParseStateFilter(string(q.State))
+	if err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPageLimit
+	case limit < 0 || limit > MaxPageLimit:
+		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", ErrInvalidQuery, q.Limit, MaxPageLimit)
+	}
+	var before uint64 // 0: from the newest
+	if q.Cursor != "" {
+		if before, err = ParseID(q.Cursor); err != nil {
+			return nil, fmt.Errorf("%w: cursor %q is not one a previous page returned", ErrInvalidQuery, q.Cursor)
+		}
+	}
+	// A cheap test on the raw record before decoding it: the encoded cluster field.
+	var clusterField []byte
+	if q.Cluster != "" {
+		name, _ := json.Marshal(q.Cluster)
+		clusterField = append(append([]byte(`"cluster":`), name...), ',')
+	}
+	page := &Page{Incidents: make([]Summary, 0, min(limit, 16))}
+	err = j.db.View(func(tx *bolt.Tx) error {
+		incs, metas := tx.Bucket(bucketIncidents), tx.Bucket(bucketMeta)
+		c := incs.Cursor()
+		var k, v []byte
+		if before == 0 {
+			k, v = c.Last()
+		} else {
+			// Seek lands on the cursor's own record or the next one; either way step back once.
+			if k, _ = c.Seek(seqKey(before)); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for n := 0; k != nil; k, v = c.Prev() {
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if state != StateAll {
+				if m := metas.Get(k); len(m) == 1 && (incidentMeta(m[0])&metaOpen != 0) != (state == StateOpen) {
+					continue
+				}
+			}
+			if clusterField != nil && !bytes.Contains(v, clusterField) {
+				continue
+			}
+			var r summaryRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode incident %s: %w", FormatID(seq), err)
+			}
+			s := r.Summary
+			if r.Verdict != nil {
+				s.VerdictKind = r.Verdict.Kind
+			}
+			if (state == StateOpen && !s.Open()) || (state == StateClosed && s.Open()) ||
+				(q.Cluster != "" && s.Cluster != q.Cluster) {
+				continue
+			}
+			if len(page.Incidents) == limit {
+				// One more matches: there is a next page, and it starts after the last one kept.
+				page.Next = page.Incidents[limit-1].ID
+				return nil
+			}
+			page.Incidents = append(page.Incidents, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list incidents: %w", err)
+	}
+	return page, nil
+}

@@ -13,6 +13,7 @@ import (
 type Config struct {
 	Webhook      WebhookConfig      `yaml:"webhook"`
 	API          APIConfig          `yaml:"api"`
+	Web          WebConfig          `yaml:"web"`
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
 	Detection    DetectionConfig    `yaml:"detection"`
 	Remediation  RemediationConfig  `yaml:"remediation"`
@@ -61,6 +62,13 @@ type APIConfig struct {
 	AllowUnauthenticatedMutations bool `yaml:"allow_unauthenticated_mutations"`
 	// ExternalURL is how humans reach this daemon; incident links in silence comments use it.
 	ExternalURL string `yaml:"external_url"`
+}
+
+// WebConfig is the incident console.
+type WebConfig struct {
+	// GrafanaURL is where Grafana serves the shipped dashboards (e.g. https://grafana.example.com);
+	// incident pages link to the responder dashboard for their cluster and time. Empty: no link.
+	GrafanaURL string `yaml:"grafana_url"`
 }
 
 // AlertmanagerConfig is where silences are created. An empty URL disables silencing.

@@ -104,6 +104,11 @@ func (c *Config) validate(doc *yaml.Node) error {
 	p := &problems{doc: doc}
 	c.Webhook.validate(p)
 	c.API.validate(p)
+	if c.Web.GrafanaURL != "" {
+		if err := checkURL(c.Web.GrafanaURL); err != nil {
+			p.add([]any{"web", "grafana_url"}, "%v", err)
+		}
+	}
 	c.Alertmanager.validate(p)
 	c.Detection.validate(p)
 	c.Remediation.validate(p)

@@ -40,6 +40,7 @@ type state struct {
 	cfg         *config.Config
 	webhookAuth *credentials
 	apiAuth     *credentials
+	crossOrigin *http.CrossOriginProtection
 }
 
 // ServerOptions are the Server's collaborators.
@@ -66,6 +67,9 @@ type Server struct {
 	bodies   *semaphore.Weighted // webhook body bytes being read and decoded
 	// unknownLog rate-limits the unknown-cluster warning; the counter counts every alert.
 	unknownLog logLimiter
+	plans      *planLimiter // dry-run plans per cluster
+	csrfKey    []byte       // console form tokens
+	console    *console
 
 	state   atomic.Pointer[state]
 	runbook atomic.Pointer[Runbook]
@@ -93,6 +97,10 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	s := &Server{
 		j: opts.Journal, logger: opts.Logger, now: opts.Now, gatherer: opts.Gatherer,
 		reload: opts.Reload, metrics: m, bodies: semaphore.NewWeighted(maxBodyBytesInFlight),
+		plans: newPlanLimiter(planBurst, planEvery), csrfKey: newCSRFKey(),
+	}
+	if s.console, err = newConsole(); err != nil {
+		return nil, err
 	}
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err
@@ -115,7 +123,11 @@ func (s *Server) SetConfig(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("api.auth: %w", err)
 	}
-	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa})
+	co, err := newCrossOrigin(cfg.API.ExternalURL)
+	if err != nil {
+		return err
+	}
+	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa, crossOrigin: co})
 	return nil
 }
 
@@ -155,19 +167,26 @@ func (s *Server) routes() {
 			return next(c)
 		}
 	})
+	// Every unsafe request from another site's page is refused before anything else (csrf.go).
+	e.Use(s.refuseCrossOrigin)
 	webhookAuth := s.requireAuth(func(st *state) *credentials { return st.webhookAuth })
 	apiAuth := s.requireAuth(func(st *state) *credentials { return st.apiAuth })
 
 	e.POST("/webhook", s.handleWebhook, s.countWebhook, webhookAuth)
 
+	e.GET("/api/v1/openapi.yaml", s.handleOpenAPI)
 	e.GET("/api/v1/incidents", s.handleListIncidents)
 	e.GET("/api/v1/incidents/:id", s.handleGetIncident)
-	e.POST("/api/v1/incidents/:id/approve", s.handleDecision(Runbook.Approve), apiAuth)
-	e.POST("/api/v1/incidents/:id/abort", s.handleDecision(Runbook.Abort), apiAuth)
+	for _, a := range incidentActions {
+		e.POST("/api/v1/incidents/:id/"+a.Name, s.handleIncidentAction(a), apiAuth, requireJSON)
+	}
 	e.GET("/api/v1/clusters", s.handleClusters)
-	e.POST("/api/v1/clusters/:name/pause", s.handlePause(Runbook.Pause), apiAuth)
-	e.POST("/api/v1/clusters/:name/unpause", s.handlePause(Runbook.Unpause), apiAuth)
-	e.GET("/api/v1/clusters/:name/plan", s.handlePlan)
+	for _, a := range clusterActions {
+		e.POST("/api/v1/clusters/:name/"+a.Name, s.handleClusterAction(a), apiAuth, requireJSON)
+	}
+	// Not a mutation, but it runs commands on every node: same credentials, and rate-limited.
+	e.GET("/api/v1/clusters/:name/plan", s.handlePlan, apiAuth)
+	s.consoleRoutes(e, apiAuth)
 
 	metricsHandler := promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	e.GET("/metrics", echo.WrapHandler(metricsHandler))

@@ -1,0 +1,312 @@
+package receiver
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"math"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
+)
+
+// What the console's pages show, built from the journal and the engine; the templates only
+// format.
+
+type indexView struct {
+	Open, Recent  []incident.Summary
+	Next          string // cursor of older incidents
+	Older         bool   // this is not the first page
+	Clusters      []remediate.ClusterStatus
+	ClustersError string
+}
+
+type clustersView struct {
+	Clusters     []remediate.ClusterStatus
+	Error        string
+	Actions      []clusterAction
+	Typed        *formInput // a refused form's input, shown again
+	TypedCluster string
+}
+
+type incidentView struct {
+	Inc      *incident.Incident
+	Deadline time.Time // the current step's deadline; zero when closed or unknown
+	// Gate is what the recovery gate waited for at its last reading, and when.
+	Gate       string
+	GateAt     time.Time
+	Conditions []conditionView
+	Context    []nodeEvidence // evidence for no SOP condition: clock, liveness
+	Commands   []nodeCommands
+	Silences   []silenceView
+	Grafana    string // dashboard link, "" without web.grafana_url
+	Actions    []actionForm
+}
+
+// conditionView is one of the SOP's three conditions with the evidence that decided it.
+type conditionView struct {
+	Name  incident.Condition
+	Title string
+	Held  bool
+	Nodes []nodeEvidence
+}
+
+type nodeEvidence struct {
+	Node  string // "" for a cluster-wide probe
+	Items []incident.Evidence
+}
+
+type nodeCommands struct {
+	Node     string
+	Commands []incident.Command
+}
+
+type silenceView struct {
+	incident.Silence
+	URL string // the silence in the sending Alertmanager's UI
+}
+
+// actionForm is one decision form on the incident page.
+type actionForm struct {
+	Name, Label, Help string
+	By, Reason        string // prefilled
+}
+
+// sopConditions are the three checks a split-brain is confirmed by, in the SOP's order.
+var sopConditions = []struct {
+	name  incident.Condition
+	title string
+}{
+	{incident.CondControl, "Control plane: QUORUM_LOST, or more than one leader"},
+	{incident.CondData, "Data plane: a shard's applied index differs across nodes"},
+	{incident.CondNetwork, "Network: peers unreachable with no firewall rule explaining it"},
+}
+
+// grafanaDashboard is the uid of dashboards/zmy-responder.json, which has a cluster variable.
+const grafanaDashboard = "zmy-responder"
+
+func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *formInput) incidentView {
+	cfg := s.Config()
+	v := incidentView{Inc: inc, Commands: commandsByNode(inc.Commands)}
+	if inc.Open() {
+		v.Deadline = s.stepDeadline(inc.Cluster)
+	}
+	v.Gate, v.GateAt = gateWaitingFor(inc)
+	if inc.Verdict != nil {
+		for _, sc := range sopConditions {
+			v.Conditions = append(v.Conditions, conditionView{Name: sc.name, Title: sc.title,
+				Held: inc.Verdict.Conditions[sc.name], Nodes: evidenceByNode(inc.Verdict.Evidence, sc.name)})
+		}
+		v.Context = evidenceByNode(inc.Verdict.Evidence, "")
+	}
+	am := cfg.Alertmanager.URL
+	if len(inc.Alerts) > 0 && inc.Alerts[0].ExternalURL != "" {
+		am = inc.Alerts[0].ExternalURL // the sending Alertmanager's own UI
+	}
+	for _, sil := range inc.Silences {
+		sv := silenceView{Silence: sil}
+		if am != "" && sil.ID != "" {
+			sv.URL = strings.TrimRight(am, "/") + "/#/silences/" + url.PathEscape(sil.ID)
+		}
+		v.Silences = append(v.Silences, sv)
+	}
+	if g := cfg.Web.GrafanaURL; g != "" {
+		from := inc.OpenedAt.Add(-15 * time.Minute).UnixMilli()
+		to := "now"
+		if inc.ClosedAt != nil {
+			to = fmt.Sprint(inc.ClosedAt.Add(15 * time.Minute).UnixMilli())
+		}
+		v.Grafana = fmt.Sprintf("%s/d/%s/?var-cluster=%s&from=%d&to=%s", strings.TrimRight(g, "/"),
+			grafanaDashboard, url.QueryEscape(inc.Cluster), from, to)
+	}
+	user := authUser(c.Request())
+	for _, a := range incidentActions {
+		if !a.offered(inc) {
+			continue
+		}
+		f := actionForm{Name: a.Name, Label: a.Label, Help: a.Help, By: user}
+		if typed != nil && typed.Action == a.Name {
+			f.By, f.Reason = typed.By, typed.Reason
+		}
+		v.Actions = append(v.Actions, f)
+	}
+	return v
+}
+
+// gateWaitingFor is the gate's last reading from the timeline ("gate closed: …" lines at
+// awaiting_recovery).
+func gateWaitingFor(inc *incident.Incident) (string, time.Time) {
+	for i := len(inc.Timeline) - 1; i >= 0; i-- {
+		ev := inc.Timeline[i]
+		if ev.Step != incident.StepAwaitingRecovery {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(ev.Message, "gate closed: "); ok {
+			return rest, ev.At
+		}
+		if strings.HasPrefix(ev.Message, "gate open") {
+			return "nothing: " + ev.Message, ev.At
+		}
+	}
+	return "", time.Time{}
+}
+
+// evidenceByNode keeps the evidence supporting cond ("" for none of the SOP's three), grouped
+// by node in the verdict's order.
+func evidenceByNode(ev []incident.Evidence, cond incident.Condition) []nodeEvidence {
+	var out []nodeEvidence
+	for _, e := range ev {
+		sop := slices.ContainsFunc(e.Supports, func(c incident.Condition) bool {
+			return c == incident.CondControl || c == incident.CondData || c == incident.CondNetwork
+		})
+		if (cond == "" && sop) || (cond != "" && !slices.Contains(e.Supports, cond)) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Node == e.Node {
+			out[n-1].Items = append(out[n-1].Items, e)
+			continue
+		}
+		out = append(out, nodeEvidence{Node: e.Node, Items: []incident.Evidence{e}})
+	}
+	return out
+}
+
+// commandsByNode groups commands by node, nodes in the order they first ran something.
+func commandsByNode(cmds []incident.Command) []nodeCommands {
+	var out []nodeCommands
+	idx := map[string]int{}
+	for _, c := range cmds {
+		i, ok := idx[c.Node]
+		if !ok {
+			i = len(out)
+			idx[c.Node] = i
+			out = append(out, nodeCommands{Node: c.Node})
+		}
+		out[i].Commands = append(out[i].Commands, c)
+	}
+	return out
+}
+
+// stepDeadline reads zmy_responder_step_deadline_timestamp_seconds{cluster}, which the engine
+// sets when a step starts.
+func (s *Server) stepDeadline(cluster string) time.Time {
+	mfs, err := s.gatherer.Gather()
+	if err != nil {
+		return time.Time{}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "zmy_responder_step_deadline_timestamp_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "cluster" && l.GetValue() == cluster && m.GetGauge().GetValue() > 0 {
+					sec, frac := math.Modf(m.GetGauge().GetValue())
+					return time.Unix(int64(sec), int64(frac*1e9))
+				}
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// clusterViews is the engine's cluster list, or why there is none.
+func (s *Server) clusterViews(c echo.Context) ([]remediate.ClusterStatus, string) {
+	rb := s.getRunbook()
+	if rb == nil {
+		return nil, "the runbook engine is not running"
+	}
+	v, err := rb.Clusters(c.Request().Context())
+	if err != nil {
+		return nil, err.Error()
+	}
+	if cs, ok := v.([]remediate.ClusterStatus); ok {
+		return cs, ""
+	}
+	// Another Runbook (an adapter, a test's): read it as the API would answer it.
+	var cs []remediate.ClusterStatus
+	raw, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(raw, &cs)
+	}
+	if err != nil {
+		return nil, "cluster list: " + err.Error()
+	}
+	return cs, ""
+}
+
+// viewFuncs format values for the templates.
+var viewFuncs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "–"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"clock": func(t time.Time) string {
+		if t.IsZero() {
+			return "–"
+		}
+		return t.UTC().Format("15:04:05.000")
+	},
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"ago": func(now, t time.Time) string {
+		return roundDuration(now.Sub(t)) + " ago"
+	},
+	"until": func(now, t time.Time) string {
+		if d := t.Sub(now); d > 0 {
+			return "in " + roundDuration(d)
+		}
+		return "passed " + roundDuration(now.Sub(t)) + " ago"
+	},
+	"dur": func(d time.Duration) string { return roundDuration(d) },
+	"deref": func(t *time.Time) time.Time {
+		if t == nil {
+			return time.Time{}
+		}
+		return *t
+	},
+	"args": func(a []string) string { return strings.Join(a, " ") },
+	"rows": func(now time.Time, items []incident.Summary) summaryRows { return summaryRows{now, items} },
+	"score": func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"stepClass": func(step incident.Step, outcome incident.Outcome) string {
+		switch {
+		case outcome == incident.OutcomeRecovered || outcome == incident.OutcomeSelfHealed:
+			return "good"
+		case outcome == incident.OutcomeNotConfirmed || outcome == incident.OutcomeDryRun || outcome == incident.OutcomeUnknownCluster:
+			return "neutral"
+		case outcome != "":
+			return "bad"
+		case step == incident.StepAwaitingRecovery:
+			return "waiting"
+		}
+		return "active"
+	},
+}
+
+// roundDuration prints a duration to a human's precision: 850ms, 12.4s, 3m05s, 2h10m.
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + roundDuration(-d)
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// summaryRows is a list of incidents with the time they are rendered at.
+type summaryRows struct {
+	Now   time.Time
+	Items []incident.Summary
+}

@@ -26,7 +26,7 @@ func consoleIncident(t *testing.T, env *testEnv) string {
 	_, err := env.j.Update(ctx, "inc-000001", func(inc *incident.Incident) error {
 		inc.Step = incident.StepAwaitingRecovery
 		inc.Verdict = &incident.Verdict{Kind: incident.VerdictConfirmed, Reason: "n1,n2,n3 | n4,n5 split",
-			Conditions: map[incident.Condition]bool{incident.CondControl: true, incident.CondData: true, incident.CondNetwork: true},
+			Conditions:     map[incident.Condition]bool{incident.CondControl: true, incident.CondData: true, incident.CondNetwork: true},
 			PartitionScore: 1, Groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}}, At: at,
 			Evidence: []incident.Evidence{
 				{Node: "n1", Probe: "control", OK: true, Value: "QUORUM_LOST leader=n1", Supports: []incident.Condition{incident.CondControl}},

@@ -272,8 +272,8 @@ var viewFuncs = template.FuncMap{
 		}
 		return *t
 	},
-	"args": func(a []string) string { return strings.Join(a, " ") },
-	"rows": func(now time.Time, items []incident.Summary) summaryRows { return summaryRows{now, items} },
+	"args":  func(a []string) string { return strings.Join(a, " ") },
+	"rows":  func(now time.Time, items []incident.Summary) summaryRows { return summaryRows{now, items} },
 	"score": func(f float64) string { return fmt.Sprintf("%.2f", f) },
 	"stepClass": func(step incident.Step, outcome incident.Outcome) string {
 		switch {

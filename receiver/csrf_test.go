@@ -120,8 +120,8 @@ func TestPlanLimiter(t *testing.T) {
 		want time.Duration
 	}{
 		{0, 0}, {0, 0}, {0, 10 * time.Second}, // burst spent
-		{4 * time.Second, 6 * time.Second},    // refilling
-		{10 * time.Second, 0},                 // one token back
+		{4 * time.Second, 6 * time.Second}, // refilling
+		{10 * time.Second, 0},              // one token back
 		{10 * time.Second, 10 * time.Second},
 		{time.Hour, 0}, {time.Hour, 0}, {time.Hour, 10 * time.Second}, // refills to the burst, no more
 		{time.Hour - time.Minute, 10 * time.Second}, // a clock going back refills nothing

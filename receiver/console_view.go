@@ -97,7 +97,7 @@ func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *for
 	if inc.Open() {
 		v.Deadline = s.stepDeadline(inc.Cluster)
 	}
-	v.Gate, v.GateAt = gateWaitingFor(inc)
+	v.Gate, v.GateAt = inc.GateNote()
 	if inc.Verdict != nil {
 		for _, sc := range sopConditions {
 			v.Conditions = append(v.Conditions, conditionView{Name: sc.name, Title: sc.title,
@@ -137,24 +137,6 @@ func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *for
 		v.Actions = append(v.Actions, f)
 	}
 	return v
-}
-
-// gateWaitingFor is the gate's last reading from the timeline ("gate closed: …" lines at
-// awaiting_recovery).
-func gateWaitingFor(inc *incident.Incident) (string, time.Time) {
-	for i := len(inc.Timeline) - 1; i >= 0; i-- {
-		ev := inc.Timeline[i]
-		if ev.Step != incident.StepAwaitingRecovery {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(ev.Message, "gate closed: "); ok {
-			return rest, ev.At
-		}
-		if strings.HasPrefix(ev.Message, "gate open") {
-			return "nothing: " + ev.Message, ev.At
-		}
-	}
-	return "", time.Time{}
 }
 
 // evidenceByNode keeps the evidence supporting cond ("" for none of the SOP's three), grouped

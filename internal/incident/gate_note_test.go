@@ -1,0 +1,25 @@
+package incident
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGateNote(t *testing.T) {
+	inc := &Incident{}
+	note, at := inc.GateNote()
+	require.Empty(t, note)
+	require.True(t, at.IsZero())
+	inc.Timeline = []Event{
+		{At: t0, Step: StepContaining, Message: "gate closed: not the gate's line"},
+		{At: t0.Add(1), Step: StepAwaitingRecovery, Message: "gate closed: network not converged; waiting for a human approval"},
+		{At: t0.Add(2), Step: StepAwaitingRecovery, Message: "approved by alice: ok"},
+	}
+	note, at = inc.GateNote()
+	require.Equal(t, "network not converged; waiting for a human approval", note)
+	require.Equal(t, t0.Add(1), at)
+	inc.Timeline = append(inc.Timeline, Event{At: t0.Add(3), Step: StepAwaitingRecovery, Message: "gate open: network converged, etcd healthy"})
+	note, _ = inc.GateNote()
+	require.Equal(t, "nothing: gate open: network converged, etcd healthy", note)
+}

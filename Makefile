@@ -15,7 +15,8 @@ LDFLAGS  := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(RE
 # alternative binary name of the same package is a second pair (alertmanager is packaged as
 # prometheus-alertmanager).
 DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
-                amtool:prometheus-alertmanager etcd:etcd-server redis-server:redis-server
+                amtool:prometheus-alertmanager etcd:etcd-server redis-server:redis-server \
+                chromium:chromium
 
 # Test suites `make test` runs after `test-go`. Other parts of the repository append to it
 # (TEST_TARGETS += test-rules) together with their own target.

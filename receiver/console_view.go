@@ -93,7 +93,7 @@ const grafanaDashboard = "zmy-responder"
 
 func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *formInput) incidentView {
 	cfg := s.Config()
-	v := incidentView{Inc: inc, Commands: commandsByNode(inc.Commands)}
+	v := incidentView{Inc: inc, Commands: commandsByNode(inc)}
 	if inc.Open() {
 		v.Deadline = s.stepDeadline(inc.Cluster)
 	}
@@ -159,18 +159,17 @@ func evidenceByNode(ev []incident.Evidence, cond incident.Condition) []nodeEvide
 	return out
 }
 
-// commandsByNode groups commands by node, nodes in the order they first ran something.
-func commandsByNode(cmds []incident.Command) []nodeCommands {
+// commandsByNode groups the commands by node, in Incident.CommandNodes' order.
+func commandsByNode(inc *incident.Incident) []nodeCommands {
 	var out []nodeCommands
-	idx := map[string]int{}
-	for _, c := range cmds {
-		i, ok := idx[c.Node]
-		if !ok {
-			i = len(out)
-			idx[c.Node] = i
-			out = append(out, nodeCommands{Node: c.Node})
+	for _, node := range inc.CommandNodes() {
+		nc := nodeCommands{Node: node}
+		for _, c := range inc.Commands {
+			if c.Node == node {
+				nc.Commands = append(nc.Commands, c)
+			}
 		}
-		out[i].Commands = append(out[i].Commands, c)
+		out = append(out, nc)
 	}
 	return out
 }

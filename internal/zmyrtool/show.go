@@ -80,7 +80,7 @@ func (t *Tool) ShowIncident(ctx context.Context, id string) error {
 	if len(inc.Commands) == 0 {
 		fmt.Fprintln(out, "  none")
 	}
-	for _, node := range commandNodes(inc.Commands) {
+	for _, node := range inc.CommandNodes() {
 		fmt.Fprintf(out, "  %s:\n", node)
 		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for _, c := range inc.Commands {
@@ -175,16 +175,6 @@ func reading(e incident.Evidence) string {
 		return "no answer: " + e.Error
 	}
 	return e.Value
-}
-
-func commandNodes(cmds []incident.Command) []string {
-	var nodes []string
-	for _, c := range cmds {
-		if !slices.Contains(nodes, c.Node) {
-			nodes = append(nodes, c.Node)
-		}
-	}
-	return nodes
 }
 
 func labels(m map[string]string) string {

@@ -23,3 +23,13 @@ func TestGateNote(t *testing.T) {
 	note, _ = inc.GateNote()
 	require.Equal(t, "nothing: gate open: network converged, etcd healthy", note)
 }
+
+func TestCommandNodes(t *testing.T) {
+	inc := &Incident{
+		Verdict:  &Verdict{Evidence: []Evidence{{Node: "n1"}, {Node: "n1"}, {Node: "n2"}, {Node: "n3"}, {Probe: "etcd"}}},
+		Commands: []Command{{Node: "n3"}, {Node: "n9"}, {Node: "n1"}, {Node: "n3"}},
+	}
+	require.Equal(t, []string{"n1", "n3", "n9"}, inc.CommandNodes())
+	inc.Verdict = nil
+	require.Equal(t, []string{"n3", "n9", "n1"}, inc.CommandNodes())
+}

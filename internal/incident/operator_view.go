@@ -1,0 +1,50 @@
+package incident
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// What the operator's tools (the console and zmyrtool) read off an incident.
+
+// GateNote is what the recovery gate waited for at its last reading, and when, as the engine
+// wrote it in the timeline at awaiting_recovery ("gate closed: …"); "" before the first reading.
+// The console and zmyrtool show it; a structured gate on the incident will replace it.
+func (inc *Incident) GateNote() (string, time.Time) {
+	for i := len(inc.Timeline) - 1; i >= 0; i-- {
+		ev := inc.Timeline[i]
+		if ev.Step != StepAwaitingRecovery {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(ev.Message, "gate closed: "); ok {
+			return rest, ev.At
+		}
+		if strings.HasPrefix(ev.Message, "gate open") {
+			return "nothing: " + ev.Message, ev.At
+		}
+	}
+	return "", time.Time{}
+}
+
+// CommandNodes lists the nodes commands ran on: in the verdict's order (the configuration's),
+// then any other in the order it first ran something.
+func (inc *Incident) CommandNodes() []string {
+	ran := func(node string) bool {
+		return slices.ContainsFunc(inc.Commands, func(c Command) bool { return c.Node == node })
+	}
+	var nodes []string
+	if inc.Verdict != nil {
+		for _, e := range inc.Verdict.Evidence {
+			if e.Node != "" && !slices.Contains(nodes, e.Node) && ran(e.Node) {
+				nodes = append(nodes, e.Node)
+			}
+		}
+	}
+	for _, c := range inc.Commands {
+		if !slices.Contains(nodes, c.Node) {
+			nodes = append(nodes, c.Node)
+		}
+	}
+	return nodes
+}

@@ -77,18 +77,9 @@ type Page struct {
 	Next      string
 }
 
-// summaryRecord is the part of a stored record a summary is made of: decoding only these
-// fields skips the evidence, timeline and commands without allocating them.
-type summaryRecord struct {
-	Summary
-	Verdict *struct {
-		Kind VerdictKind `json:"kind"`
-	} `json:"verdict"`
-}
-
 // Page returns at most q.Limit summaries, newest first, matching q, starting after q.Cursor.
-// Memory is bounded by the page, whatever the journal's size: records are decoded one at a
-// time, and only their summary fields. Unlike List it never loads alerts.
+// Memory is bounded by the page, whatever the journal's size: records are read one at a time,
+// and only their summary fields are decoded (decodeSummary). Unlike List it never loads alerts.
 func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
@@ -146,13 +137,9 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 			if clusterField != nil && !bytes.Contains(v, clusterField) {
 				continue
 			}
-			var r summaryRecord
-			if err := json.Unmarshal(v, &r); err != nil {
+			s, err := decodeSummary(v)
+			if err != nil {
 				return fmt.Errorf("decode incident %s: %w", FormatID(seq), err)
-			}
-			s := r.Summary
-			if r.Verdict != nil {
-				s.VerdictKind = r.Verdict.Kind
 			}
 			if (state == StateOpen && !s.Open()) || (state == StateClosed && s.Open()) ||
 				(q.Cluster != "" && s.Cluster != q.Cluster) {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/zmyorg/zmy-responder/internal/sim"
 	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
@@ -111,12 +110,14 @@ func (s *Stack) Inject(t testing.TB, args ...string) {
 func (s *Stack) Partition(t testing.TB, groups string, spread uint64) {
 	t.Helper()
 	s.Inject(t, "partition", groups)
-	admin := sim.NewAdminClient(s.SimAdmin)
 	Eventually(t, 30*time.Second, "shards diverge after the partition", func() (bool, string) {
+		// The simulator's control API (internal/sim's tests use this package: no import of it).
+		var nodes []struct {
+			Shards map[string]uint64 `json:"shards"`
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		nodes, err := admin.Nodes(ctx)
-		if err != nil {
+		if err := stack.GetJSON(ctx, "http://"+s.SimAdmin+"/api/v1/nodes", &nodes); err != nil {
 			return false, err.Error()
 		}
 		lo, hi := map[string]uint64{}, map[string]uint64{}

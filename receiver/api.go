@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zmyorg/zmy-responder/internal/apiclient"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/remediate"
 )
@@ -64,32 +65,13 @@ var clusterActions = []clusterAction{
 		Help: "Clears the kill switch."},
 }
 
-// incidentList is GET /api/v1/incidents: one page of summaries.
-type incidentList struct {
-	Incidents  []incident.Summary `json:"incidents"`
-	NextCursor string             `json:"next_cursor,omitempty"`
-}
-
-// actionResult answers an incident action: where the incident stands now, not the whole record.
-type actionResult struct {
-	ID      string           `json:"id"`
-	Cluster string           `json:"cluster"`
-	Step    incident.Step    `json:"step"`
-	Outcome incident.Outcome `json:"outcome,omitempty"`
-	Message string           `json:"message"`
-}
-
-// clusterResult answers pause and unpause.
-type clusterResult struct {
-	Cluster string `json:"cluster"`
-	Paused  bool   `json:"paused"`
-	Message string `json:"message"`
-}
+// The answers' types are the API client's: one definition of each answer, which openapi.yaml
+// describes and the client reads.
 
 // resultOf summarises the incident after an action: a closed incident's reason, else the
 // newest timeline line (the engine writes what it recorded there).
-func resultOf(inc *incident.Incident) actionResult {
-	r := actionResult{ID: inc.ID, Cluster: inc.Cluster, Step: inc.Step, Outcome: inc.Outcome, Message: inc.Reason}
+func resultOf(inc *incident.Incident) apiclient.ActionResult {
+	r := apiclient.ActionResult{ID: inc.ID, Cluster: inc.Cluster, Step: inc.Step, Outcome: inc.Outcome, Message: inc.Reason}
 	if r.Message == "" && len(inc.Timeline) > 0 {
 		r.Message = inc.Timeline[len(inc.Timeline)-1].Message
 	}
@@ -124,7 +106,7 @@ func (s *Server) handleListIncidents(c echo.Context) error {
 	if err != nil {
 		return apiError(err)
 	}
-	return c.JSON(http.StatusOK, incidentList{Incidents: p.Incidents, NextCursor: p.Next})
+	return c.JSON(http.StatusOK, apiclient.IncidentPage{Incidents: p.Incidents, NextCursor: p.Next})
 }
 
 func (s *Server) handleGetIncident(c echo.Context) error {
@@ -180,28 +162,28 @@ func (s *Server) runbookOr503() (Runbook, error) {
 }
 
 // doIncidentAction runs an incident action for the API and the console.
-func (s *Server) doIncidentAction(ctx context.Context, a incidentAction, id string, d incident.Approval) (actionResult, error) {
+func (s *Server) doIncidentAction(ctx context.Context, a incidentAction, id string, d incident.Approval) (apiclient.ActionResult, error) {
 	rb, err := s.runbookOr503()
 	if err != nil {
-		return actionResult{}, err
+		return apiclient.ActionResult{}, err
 	}
 	inc, err := a.call(rb, ctx, id, d)
 	if err != nil {
-		return actionResult{}, apiError(err)
+		return apiclient.ActionResult{}, apiError(err)
 	}
 	return resultOf(inc), nil
 }
 
 // doClusterAction runs pause or unpause for the API and the console.
-func (s *Server) doClusterAction(ctx context.Context, a clusterAction, cluster string, d incident.Approval) (clusterResult, error) {
+func (s *Server) doClusterAction(ctx context.Context, a clusterAction, cluster string, d incident.Approval) (apiclient.ClusterResult, error) {
 	rb, err := s.runbookOr503()
 	if err != nil {
-		return clusterResult{}, err
+		return apiclient.ClusterResult{}, err
 	}
 	if err := a.call(rb, ctx, cluster, d); err != nil {
-		return clusterResult{}, apiError(err)
+		return apiclient.ClusterResult{}, apiError(err)
 	}
-	return clusterResult{Cluster: cluster, Paused: a.Pauses, Message: fmt.Sprintf("%sd by %s: %s", a.Name, d.By, d.Reason)}, nil
+	return apiclient.ClusterResult{Cluster: cluster, Paused: a.Pauses, Message: fmt.Sprintf("%sd by %s: %s", a.Name, d.By, d.Reason)}, nil
 }
 
 func (s *Server) handleIncidentAction(a incidentAction) echo.HandlerFunc {

@@ -165,9 +165,8 @@ func (s *Server) handleIndex(c echo.Context) error {
 }
 
 func (s *Server) handleClustersPage(c echo.Context) error {
-	clusters, clusterErr := s.clusterViews(c)
 	return s.render(c, http.StatusOK, "clusters", pageData{Title: "Clusters", Refresh: "/clusters",
-		Page: clustersView{Clusters: clusters, Error: clusterErr, Actions: clusterActions}})
+		Page: s.clustersView(c, nil)})
 }
 
 func (s *Server) handleIncidentPage(c echo.Context) error {
@@ -186,13 +185,13 @@ func (s *Server) incidentPage(c echo.Context, code int, fl *flash, typed *formIn
 		Refresh: "/incidents/" + url.PathEscape(inc.ID), Page: v})
 }
 
-// formInput is a submitted form's fields.
+// formInput is a submitted form's fields; Action is the path it was posted to.
 type formInput struct {
 	Action, By, Reason string
 }
 
-func readForm(c echo.Context, action string) (formInput, string) {
-	return formInput{Action: action, By: strings.TrimSpace(c.FormValue("by")),
+func readForm(c echo.Context) (formInput, string) {
+	return formInput{Action: c.Request().URL.Path, By: strings.TrimSpace(c.FormValue("by")),
 		Reason: strings.TrimSpace(c.FormValue("reason"))}, c.FormValue("csrf")
 }
 
@@ -218,7 +217,7 @@ func (s *Server) formDecision(c echo.Context, in formInput, token, label string)
 
 func (s *Server) handleIncidentForm(a incidentAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		in, token := readForm(c, a.Name)
+		in, token := readForm(c)
 		d, fl, code := s.formDecision(c, in, token, a.Label)
 		if fl != nil {
 			return s.incidentPage(c, code, fl, &in)
@@ -235,7 +234,7 @@ func (s *Server) handleIncidentForm(a incidentAction) echo.HandlerFunc {
 
 func (s *Server) handleClusterForm(a clusterAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		in, token := readForm(c, a.Name)
+		in, token := readForm(c)
 		d, fl, code := s.formDecision(c, in, token, a.Label+" "+c.Param("name"))
 		if fl == nil {
 			r, err := s.doClusterAction(c.Request().Context(), a, c.Param("name"), d)
@@ -247,9 +246,8 @@ func (s *Server) handleClusterForm(a clusterAction) echo.HandlerFunc {
 			code, msg = errorCode(err)
 			fl = &flash{Text: a.Label + " " + c.Param("name") + " refused: " + msg}
 		}
-		clusters, clusterErr := s.clusterViews(c)
 		return s.render(c, code, "clusters", pageData{Title: "Clusters", Refresh: "/clusters", Flash: fl,
-			Page: clustersView{Clusters: clusters, Error: clusterErr, Actions: clusterActions, Typed: &in, TypedCluster: c.Param("name")}})
+			Page: s.clustersView(c, &in)})
 	}
 }
 

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -59,25 +60,7 @@ func get(t *testing.T, c *http.Client, u string, hdr ...string) (int, string, ht
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	require.NoError(t, err)
-	for _, h := range hdr {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Set(k, v)
-	}
-	resp, err := c.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var b strings.Builder
-	_, err = strings.NewReader("").WriteTo(&b)
-	require.NoError(t, err)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String(), resp.Header
+	return send(t, c, req, hdr)
 }
 
 func postForm(t *testing.T, c *http.Client, u string, form url.Values, hdr ...string) (int, string, http.Header) {
@@ -85,6 +68,12 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values, hdr ...st
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return send(t, c, req, hdr)
+}
+
+// send does req with the "Name: value" headers and returns the status, body and headers.
+func send(t *testing.T, c *http.Client, req *http.Request, hdr []string) (int, string, http.Header) {
+	t.Helper()
 	for _, h := range hdr {
 		k, v, _ := strings.Cut(h, ": ")
 		req.Header.Set(k, v)
@@ -92,16 +81,9 @@ func postForm(t *testing.T, c *http.Client, u string, form url.Values, hdr ...st
 	resp, err := c.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp.StatusCode, b.String(), resp.Header
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body), resp.Header
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

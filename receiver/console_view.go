@@ -28,11 +28,9 @@ type indexView struct {
 }
 
 type clustersView struct {
-	Clusters     []remediate.ClusterStatus
-	Error        string
-	Actions      []clusterAction
-	Typed        *formInput // a refused form's input, shown again
-	TypedCluster string
+	Clusters []remediate.ClusterStatus
+	Error    string
+	Forms    []actionForm // pause for a running cluster, unpause for a paused one
 }
 
 type incidentView struct {
@@ -72,10 +70,24 @@ type silenceView struct {
 	URL string // the silence in the sending Alertmanager's UI
 }
 
-// actionForm is one decision form on the incident page.
+// actionForm is one decision form: who and why, posted with the page's CSRF token.
 type actionForm struct {
-	Name, Label, Help string
-	By, Reason        string // prefilled
+	Action       string // where it posts
+	ID, Name     string
+	Title, Label string
+	Help         string
+	By, Reason   string // prefilled
+	CSRF         string // set by the template (withCSRF)
+}
+
+// newForm is the form of decision name posting to action; typed, a refused form's input for the
+// same action, is shown again, else by is the authenticated user.
+func newForm(action, id, name, title, label, help, user string, typed *formInput) actionForm {
+	f := actionForm{Action: action, ID: id, Name: name, Title: title, Label: label, Help: help, By: user}
+	if typed != nil && typed.Action == action {
+		f.By, f.Reason = typed.By, typed.Reason
+	}
+	return f
 }
 
 // sopConditions are the three checks a split-brain is confirmed by, in the SOP's order.
@@ -127,14 +139,26 @@ func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *for
 	}
 	user := authUser(c.Request())
 	for _, a := range incidentActions {
-		if !a.offered(inc) {
-			continue
+		if a.offered(inc) {
+			v.Actions = append(v.Actions, newForm("/incidents/"+url.PathEscape(inc.ID)+"/"+a.Name,
+				"form-"+a.Name, a.Name, a.Label, a.Label, a.Help, user, typed))
 		}
-		f := actionForm{Name: a.Name, Label: a.Label, Help: a.Help, By: user}
-		if typed != nil && typed.Action == a.Name {
-			f.By, f.Reason = typed.By, typed.Reason
+	}
+	return v
+}
+
+// clustersView is the clusters page, with a refused form's input shown again.
+func (s *Server) clustersView(c echo.Context, typed *formInput) clustersView {
+	clusters, err := s.clusterViews(c)
+	v := clustersView{Clusters: clusters, Error: err}
+	user := authUser(c.Request())
+	for _, cs := range clusters {
+		for _, a := range clusterActions {
+			if a.Pauses == (cs.Paused == nil) {
+				v.Forms = append(v.Forms, newForm("/clusters/"+url.PathEscape(cs.Name)+"/"+a.Name, "form-"+a.Name+"-"+cs.Name,
+					a.Name, a.Label+" "+cs.Name, a.Label, a.Help, user, typed))
+			}
 		}
-		v.Actions = append(v.Actions, f)
 	}
 	return v
 }
@@ -238,24 +262,25 @@ var viewFuncs = template.FuncMap{
 	},
 	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"ago": func(now, t time.Time) string {
-		return roundDuration(now.Sub(t)) + " ago"
+		return incident.HumanDuration(now.Sub(t)) + " ago"
 	},
 	"until": func(now, t time.Time) string {
 		if d := t.Sub(now); d > 0 {
-			return "in " + roundDuration(d)
+			return "in " + incident.HumanDuration(d)
 		}
-		return "passed " + roundDuration(now.Sub(t)) + " ago"
+		return "passed " + incident.HumanDuration(now.Sub(t)) + " ago"
 	},
-	"dur": func(d time.Duration) string { return roundDuration(d) },
+	"dur": func(d time.Duration) string { return incident.HumanDuration(d) },
 	"deref": func(t *time.Time) time.Time {
 		if t == nil {
 			return time.Time{}
 		}
 		return *t
 	},
-	"args":  func(a []string) string { return strings.Join(a, " ") },
-	"rows":  func(now time.Time, items []incident.Summary) summaryRows { return summaryRows{now, items} },
-	"score": func(f float64) string { return fmt.Sprintf("%.2f", f) },
+	"args":     func(a []string) string { return strings.Join(a, " ") },
+	"withCSRF": func(f actionForm, token string) actionForm { f.CSRF = token; return f },
+	"rows":     func(now time.Time, items []incident.Summary) summaryRows { return summaryRows{now, items} },
+	"score":    func(f float64) string { return fmt.Sprintf("%.2f", f) },
 	"stepClass": func(step incident.Step, outcome incident.Outcome) string {
 		switch {
 		case outcome == incident.OutcomeRecovered || outcome == incident.OutcomeSelfHealed:
@@ -269,21 +294,6 @@ var viewFuncs = template.FuncMap{
 		}
 		return "active"
 	},
-}
-
-// roundDuration prints a duration to a human's precision: 850ms, 12.4s, 3m05s, 2h10m.
-func roundDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "-" + roundDuration(-d)
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
 // summaryRows is a list of incidents with the time they are rendered at.

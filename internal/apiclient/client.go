@@ -1,7 +1,9 @@
 // Package apiclient is a client of zmy-responder's /api/v1, as its OpenAPI description
 // (GET /api/v1/openapi.yaml) defines it: zmyrtool is built on it and tests use it to drive a real
 // daemon. Every call takes a context and honours its deadline; an answer that is not 2xx is an
-// *Error carrying the server's own message.
+// *Error carrying the server's own message. The answer types the receiver has no other type
+// for (a page of summaries, the result of a decision) are defined here and the receiver answers
+// with them.
 package apiclient
 
 import (

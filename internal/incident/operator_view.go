@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -47,4 +48,19 @@ func (inc *Incident) CommandNodes() []string {
 		}
 	}
 	return nodes
+}
+
+// HumanDuration prints a duration to a reader's precision: 850ms, 12.4s, 3m05s, 2h10m.
+func HumanDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + HumanDuration(-d)
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -32,4 +33,13 @@ func TestCommandNodes(t *testing.T) {
 	require.Equal(t, []string{"n1", "n3", "n9"}, inc.CommandNodes())
 	inc.Verdict = nil
 	require.Equal(t, []string{"n3", "n9", "n1"}, inc.CommandNodes())
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		849_600 * time.Microsecond: "850ms", 12_440 * time.Millisecond: "12.4s", 185 * time.Second: "3m05s",
+		130 * time.Minute: "2h10m", -2 * time.Second: "-2s", 0: "0s",
+	} {
+		require.Equal(t, want, HumanDuration(d), "%v", d)
+	}
 }

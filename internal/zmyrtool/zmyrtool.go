@@ -211,20 +211,7 @@ func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
 func ago(now, t time.Time) string { return human(now.Sub(t)) + " ago" }
 
-// human prints a duration to a reader's precision: 850ms, 12.4s, 3m05s, 2h10m.
-func human(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "-" + human(-d)
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-}
+var human = incident.HumanDuration
 
 // indent prefixes every line of s.
 func indent(s, prefix string) string {

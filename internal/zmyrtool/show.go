@@ -144,7 +144,7 @@ func (t *Tool) printVerdict(v *incident.Verdict) {
 		if v.Conditions[c.name] {
 			mark = "YES"
 		}
-		fmt.Fprintf(w, "  [%s] %s\t\t\n", mark, c.title)
+		fmt.Fprintf(w, "  [%s] %s\n", mark, c.title) // no tab: each condition aligns its own rows
 		for _, e := range v.Evidence {
 			if slices.Contains(e.Supports, c.name) {
 				fmt.Fprintf(w, "        %s\t%s\t%s\n", dash(e.Node), e.Probe, reading(e))
@@ -152,7 +152,7 @@ func (t *Tool) printVerdict(v *incident.Verdict) {
 		}
 	}
 	if t.Format == Extended {
-		fmt.Fprintf(w, "  other evidence\t\t\n")
+		fmt.Fprintf(w, "  other evidence\n")
 		for _, e := range v.Evidence {
 			if !slices.ContainsFunc(e.Supports, func(c incident.Condition) bool {
 				return c == incident.CondControl || c == incident.CondData || c == incident.CondNetwork

@@ -21,6 +21,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/apiclient"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/receiver"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // loadOpenAPI parses and validates an OpenAPI description, with its server set to base.
@@ -242,11 +243,23 @@ func waitStep(t *testing.T, c *apiclient.Client, id *string, step incident.Step)
 	}
 }
 
-// TestTypesDescribed: every field the client (and so zmyrtool and the console, which render
-// the same incident types) reads is a property of its schema in openapi.yaml.
+// TestTypesDescribed: every field the client (and so zmyrtool) reads, and every field of the
+// types the daemon answers with and the console renders, is a property of its schema in
+// openapi.yaml.
 func TestTypesDescribed(t *testing.T) {
 	doc, _ := loadOpenAPI(t, receiver.OpenAPI, "http://127.0.0.1")
 	schemas := doc.Components.Schemas
+	for _, c := range []struct {
+		name string
+		typ  reflect.Type
+	}{
+		{"Cluster", reflect.TypeFor[remediate.ClusterStatus]()},
+		{"Plan", reflect.TypeFor[remediate.PlanReport]()},
+	} {
+		for _, missing := range undescribed(c.typ, schemas[c.name].Value, c.name) {
+			t.Errorf("%s is not in openapi.yaml", missing)
+		}
+	}
 	for name, typ := range map[string]reflect.Type{
 		"IncidentList":    reflect.TypeFor[apiclient.IncidentPage](),
 		"Incident":        reflect.TypeFor[incident.Incident](),

@@ -184,9 +184,40 @@ func judgeControl(ev readings, p decideParams, majority int) judgement {
 	case len(leaders) == 0 && !j.held && answered > 0:
 		parts = append(parts, "no leader reported")
 	}
-	parts = append(parts, fmt.Sprintf("%d of %d nodes answered", answered, len(p.Nodes)))
+	parts = append(parts, fmt.Sprintf("%d of %d nodes answered", answered, len(p.Nodes))+noAnswerFrom(ev, p.Nodes, ProbeControl, ProbeRaftState))
 	j.why = strings.Join(parts, "; ")
 	return j
+}
+
+// noAnswerFrom names the nodes none of whose probes answered, with the first probe's reason:
+// ", no answer from n3 (data: malformed /metrics …)"; "" when every node answered one.
+func noAnswerFrom(ev readings, nodes []string, probes ...string) string {
+	var out []string
+	for _, n := range nodes {
+		var why string
+		answered := false
+		for _, pr := range probes {
+			res, ok := ev.byNode[n][pr]
+			if ok && res.Answered() {
+				answered = true
+				break
+			}
+			if why == "" && ok && res.Reason != "" {
+				why = pr + ": " + res.Reason
+			}
+		}
+		if answered {
+			continue
+		}
+		if why == "" {
+			why = "not probed"
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", n, why))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ", no answer from " + list(out)
 }
 
 func judgeData(ev readings, p decideParams, majority int) judgement {
@@ -237,7 +268,7 @@ func judgeData(ev readings, p decideParams, majority int) judgement {
 	} else {
 		j.why = fmt.Sprintf("%d shards agree within tolerance %d", len(shards), p.ShardTolerance)
 	}
-	j.why += fmt.Sprintf("; %d of %d nodes scraped", answered, len(p.Nodes))
+	j.why += fmt.Sprintf("; %d of %d nodes scraped", answered, len(p.Nodes)) + noAnswerFrom(ev, p.Nodes, ProbeData)
 	if answered > 1 && !first.IsZero() && last.After(first) {
 		// Indexes move with every write: how far apart the scrapes were bounds honest skew.
 		j.why += fmt.Sprintf(" within %s", last.Sub(first).Round(time.Millisecond))

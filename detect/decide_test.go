@@ -371,3 +371,18 @@ func TestFirewalledIsTheSmallestCover(t *testing.T) {
 	fw := firewalled(index(w.results()), w.nodes)
 	require.Equal(t, map[string]bool{"n2": true, "n5": true}, fw)
 }
+
+// A node whose answers cannot be read is named in the verdict's reason, with why.
+func TestDecideNamesTheNodesThatDidNotAnswer(t *testing.T) {
+	w := newWorld(5).split(3, 2)
+	rs := w.results()
+	for i := range rs {
+		if rs[i].Node == "n3" && rs[i].Probe == ProbeData {
+			rs[i] = Result{Probe: ProbeData, Node: "n3", Status: StatusError, Reason: "malformed /metrics: line 1: bad token"}
+		}
+	}
+	v := decide(rs, w.params(), FuseState{})
+	require.Contains(t, v.Reason, "4 of 5 nodes scraped, no answer from n3 (data: malformed /metrics: line 1: bad token)")
+	require.Contains(t, v.Reason, "5 of 5 nodes answered", "control: n3 answered")
+	require.NotContains(t, v.Reason, "n3 (control")
+}

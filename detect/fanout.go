@@ -33,13 +33,21 @@ func firstPhase(probe string) bool { return probe == ProbeData || probe == Probe
 
 func usesZmyctl(probe string) bool { return slices.Contains(zmyctlProbes, probe) }
 
+// roundScope says whether a round probes the cluster's dependencies besides its nodes.
+type roundScope int
+
+const (
+	nodesOnly        roundScope = iota // the recovery gate's netcheck round
+	withDependencies                   // a verdict: also the cluster-wide etcd and redis probes
+)
+
 // fanOut runs probes on every node of the cluster in two phases (the /metrics scrapes, then the
-// rest), at most detection.concurrency nodes at once per phase, each node's probes in parallel, plus the cluster-wide etcd and redis probes when
-// asked. It returns when every probe is done or ctx ends, whichever is first: a probe still
+// rest), at most detection.concurrency nodes at once per phase, each node's probes in parallel,
+// plus the cluster-wide etcd and redis probes when the scope says so. It returns when every probe is done or ctx ends, whichever is first: a probe still
 // running then is recorded as not having answered, so a hung node never holds the verdict past
 // the budget. The probes get a deadline slightly earlier than ctx's, so that a probe honouring it
 // reports its own reason ("status n3: timed out") rather than being cut off by the collector.
-func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, clusterWide bool) []Result {
+func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Config, probes []string, scope roundScope) []Result {
 	nodes := cs.cfg.Nodes
 	col := newCollector(len(nodes) + 1) // the last row holds cluster-wide probes
 	pctx, cancel := earlier(ctx)
@@ -113,7 +121,7 @@ func (p *Prober) fanOut(ctx context.Context, cs *clusterState, cfg *config.Confi
 		second.Wait()
 		first.Wait()
 	})
-	if clusterWide {
+	if scope == withDependencies {
 		targets, names := dependencies(cs)
 		col.expect(len(nodes), "", names)
 		for j, t := range targets {

@@ -22,7 +22,7 @@ func (p *Prober) RecoveryGate(ctx context.Context, cluster string) (incident.Gat
 	at := p.now()
 	bctx, cancel := budgetContext(ctx, p.currentThreshold(cs, cfg))
 	defer cancel()
-	results := p.fanOut(bctx, cs, cfg, []string{ProbeNetcheck}, false)
+	results := p.fanOut(bctx, cs, cfg, []string{ProbeNetcheck}, nodesOnly)
 	if cs.cfg.Etcd != nil {
 		pctx, cancel := probeContext(bctx, cfg)
 		r := run(pctx, ProbeEtcd, Target{Cluster: &cs.cfg})

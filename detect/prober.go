@@ -23,17 +23,21 @@ type Options struct {
 	Logger     *slog.Logger
 	HTTPClient *http.Client     // for /metrics and /healthz; default: keep-alive client, no global timeout
 	Now        func() time.Time // verdict timestamps, threshold window and fuse; default time.Now
+	// Watching says whether this replica watches a cluster (its leader, when replicas share the
+	// journal): watch mode skips the others. Nil: every cluster.
+	Watching func(cluster string) bool
 }
 
 // Prober confirms split-brains. It keeps, per cluster, the dynamic threshold, the clock fuse and
 // the per-node breakers across calls and across SetConfig.
 type Prober struct {
-	log     *slog.Logger
-	http    *http.Client
-	now     func() time.Time
-	reg     prometheus.Registerer
-	metrics *metrics
-	grpc    GRPCPool // gRPC health connections, one per node address, kept across rounds
+	log      *slog.Logger
+	watching func(cluster string) bool
+	http     *http.Client
+	now      func() time.Time
+	reg      prometheus.Registerer
+	metrics  *metrics
+	grpc     GRPCPool // gRPC health connections, one per node address, kept across rounds
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -62,7 +66,7 @@ type memory struct {
 // NewProber builds a prober for cfg.
 func NewProber(cfg *config.Config, opts Options) *Prober {
 	p := &Prober{
-		log: opts.Logger, http: opts.HTTPClient, now: opts.Now, reg: opts.Registerer,
+		log: opts.Logger, http: opts.HTTPClient, now: opts.Now, reg: opts.Registerer, watching: opts.Watching,
 		metrics:  newMetrics(opts.Registerer),
 		clusters: map[string]*clusterState{},
 		reload:   make(chan struct{}, 1),
@@ -72,6 +76,9 @@ func NewProber(cfg *config.Config, opts Options) *Prober {
 	}
 	if p.now == nil {
 		p.now = time.Now
+	}
+	if p.watching == nil {
+		p.watching = func(string) bool { return true }
 	}
 	if p.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -109,7 +116,7 @@ func (p *Prober) SetConfig(cfg *config.Config) {
 			}
 		}
 		cs.mu.Unlock()
-		d, err := zmy.NewDriver(c, zmy.DriverOptions{Registerer: p.reg})
+		d, err := zmy.ForCluster(cfg, c, p.reg)
 		if err != nil {
 			cs.driverErr = fmt.Errorf("cluster %s: zmyctl driver: %w", c.Name, err)
 			p.log.Error("zmyctl driver unusable; control and netcheck probes will fail", "cluster", c.Name, "err", err)
@@ -209,7 +216,7 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 	// `raft state` is not run: `status --quorum` reports the same leader_id and term, and the
 	// node's role adds nothing to the verdict, while every zmyctl exec costs a process start.
 	probes := []string{ProbeControl, ProbeData, ProbeTCP, ProbeNetcheck, ProbeClock, ProbeHTTP, ProbeGRPC}
-	results := p.fanOut(bctx, cs, cfg, probes, true)
+	results := p.fanOut(bctx, cs, cfg, probes, withDependencies)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("confirm %s: %w", cluster, ctx.Err())
 	}

@@ -51,12 +51,20 @@ func watchInterval(cfg *config.Config, c config.ClusterConfig) time.Duration {
 	return time.Duration(cfg.Detection.WatchInterval)
 }
 
-// watch probes one cluster every interval. A round never outlives the interval's budget: it is
-// bounded by the threshold like any Confirm.
+// watch probes one cluster every interval, while this replica watches it. A round never
+// outlives the interval's budget: it is bounded by the threshold like any Confirm.
 func (p *Prober) watch(ctx context.Context, cluster string, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if !p.watching(cluster) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				continue
+			}
+		}
 		v, err := p.probeCluster(ctx, cluster)
 		switch {
 		case err != nil && ctx.Err() == nil:

@@ -14,14 +14,22 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 )
 
+// Reconfigurer is a Runbook that takes reloaded configurations in two phases: PrepareConfig
+// does everything that can fail and returns commit, which swaps the new config in and cannot
+// fail. A reload that fails anywhere never calls commit.
+type Reconfigurer interface {
+	PrepareConfig(cfg *config.Config) (commit func(), err error)
+}
+
 // reloader reloads the configuration from SIGHUP and POST /-/reload, one reload at a time. All
-// fallible work (parse, validate, exposure check, secret files) happens before anything is
-// swapped, so a bad file leaves the daemon exactly as it was.
+// fallible work (parse, validate, exposure check, the runbook's drivers and silencer, secret
+// files) happens before anything is swapped, so a bad file leaves the daemon exactly as it was.
 type reloader struct {
 	mu       sync.Mutex
 	path     string
 	exposure exposure
 	srv      *Server
+	prepare  []func(*config.Config) (commit func(), err error)
 	onReload []func(*config.Config)
 	logger   *slog.Logger
 
@@ -61,13 +69,26 @@ func (r *reloader) reload() error {
 	if err == nil {
 		err = r.exposure.check(cfg)
 	}
+	var commits []func()
+	for _, prepare := range r.prepare {
+		if err != nil {
+			break
+		}
+		var commit func()
+		if commit, err = prepare(cfg); err == nil {
+			commits = append(commits, commit)
+		}
+	}
 	if err == nil {
-		err = r.srv.SetConfig(cfg)
+		err = r.srv.SetConfig(cfg) // the last fallible part; it swaps only on success
 	}
 	if err != nil {
 		r.success.Set(0)
 		r.logger.Error("configuration reload failed; keeping the previous configuration", "file", r.path, "err", err)
 		return err
+	}
+	for _, commit := range commits {
+		commit()
 	}
 	for _, f := range r.onReload {
 		f(cfg)

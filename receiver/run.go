@@ -20,6 +20,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // Options is everything Run needs; cmd/zmy-responder fills it from its flags.
@@ -40,9 +41,9 @@ type Options struct {
 	// NewRunbook is where the runbook engine is wired in. It gets the first configuration, the
 	// journal and the registry, and returns the Runbook the API calls and the engine's run loop,
 	// which Run starts once serving and cancels after the HTTP server has drained. If the
-	// Runbook has a SetConfig(*config.Config) method it is called on every successful reload.
+	// Runbook is a Reconfigurer, every reload goes through its PrepareConfig.
 	// Nil: DefaultRunbook (runbook.go), detect's prober wired into remediate's engine.
-	NewRunbook func(cfg *config.Config, j *incident.Journal, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
+	NewRunbook func(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
 	// OnReload is called with every configuration successfully reloaded.
 	OnReload func(*config.Config)
 	// OnReady is called once both listeners serve, with their bound addresses (grpc nil when
@@ -108,20 +109,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	srv.reload = rel.reload
 
 	// ─── Runbook engine wiring point ───
-	var engineLoop func(context.Context) error
 	if opts.NewRunbook == nil {
 		opts.NewRunbook = DefaultRunbook // runbook.go: detect's prober + remediate's engine
 	}
-	if opts.NewRunbook != nil {
-		rb, loop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
-		if err != nil {
-			return fmt.Errorf("start runbook engine: %w", err)
-		}
-		srv.SetRunbook(rb)
-		engineLoop = loop
-		if sc, ok := rb.(interface{ SetConfig(*config.Config) }); ok {
-			rel.onReload = append(rel.onReload, sc.SetConfig)
-		}
+	rb, engineLoop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
+	if err != nil {
+		return fmt.Errorf("start runbook engine: %w", err)
+	}
+	srv.SetRunbook(rb)
+	if rc, ok := rb.(Reconfigurer); ok {
+		rel.prepare = append(rel.prepare, rc.PrepareConfig)
 	}
 	if opts.OnReload != nil {
 		rel.onReload = append(rel.onReload, opts.OnReload)

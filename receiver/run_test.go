@@ -3,6 +3,7 @@ package receiver
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 type running struct {
@@ -91,7 +93,7 @@ func (r *running) env() *testEnv { return &testEnv{url: r.url, reg: r.reg} }
 
 // noEngine keeps the real runbook engine out of tests about the receiver itself: it would probe
 // the test clusters (nothing listens there) and close their incidents as inconclusive.
-func noEngine(*config.Config, *incident.Journal, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
+func noEngine(*config.Config, remediate.Store, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
 	return &fakeRunbook{}, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, nil
 }
 
@@ -302,18 +304,24 @@ type engineStub struct {
 	exitNow  chan struct{}
 }
 
-func (e *engineStub) SetConfig(c *config.Config) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.configs = append(e.configs, c)
+func (e *engineStub) PrepareConfig(c *config.Config) (func(), error) {
+	if c.Cluster("refused") != nil {
+		return nil, errors.New("cluster refused: the engine cannot build it")
+	}
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.configs = append(e.configs, c)
+	}, nil
 }
 
 func TestRunWiresTheEngine(t *testing.T) {
 	stub := &engineStub{loopDone: make(chan struct{}), exitNow: make(chan struct{})}
+	cfgPath := configFile(t, testClusters)
 	r := startRun(t, Options{
-		ConfigFile: configFile(t, testClusters),
+		ConfigFile: cfgPath,
 		Logger:     slog.New(slog.DiscardHandler),
-		NewRunbook: func(cfg *config.Config, j *incident.Journal, reg prometheus.Registerer, _ *slog.Logger) (Runbook, func(context.Context) error, error) {
+		NewRunbook: func(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, _ *slog.Logger) (Runbook, func(context.Context) error, error) {
 			require.NotNil(t, cfg.Cluster("east"))
 			require.NotNil(t, j)
 			require.NotNil(t, reg)
@@ -334,8 +342,33 @@ func TestRunWiresTheEngine(t *testing.T) {
 	code, _ = env.do(t, "POST", "/-/reload", nil)
 	require.Equal(t, 200, code)
 	stub.mu.Lock()
-	require.Len(t, stub.configs, 1, "SetConfig is called on reload")
+	require.Len(t, stub.configs, 1, "a reload is committed to the engine")
 	stub.mu.Unlock()
+
+	// A file that is valid but that the engine cannot build fails the reload, says why, and
+	// changes nothing: neither the engine nor the server takes it.
+	writeFile(t, filepath.Dir(cfgPath), "zmy-responder.yml", testClusters+`
+  - name: refused
+    zmyctl: ["zmyctl"]
+    nodes:
+      - {id: r1, metrics_url: "http://127.0.0.1:1/metrics", peer_addr: "127.0.0.1:1"}
+`)
+	code, body = env.do(t, "POST", "/-/reload", nil)
+	require.Equal(t, 500, code)
+	require.Contains(t, errorOf(t, body), "cluster refused: the engine cannot build it")
+	require.Equal(t, 0.0, metricValue(t, r.reg, "zmy_responder_config_last_reload_successful"))
+	stub.mu.Lock()
+	require.Len(t, stub.configs, 1, "a refused config is never committed")
+	stub.mu.Unlock()
+	// The webhook still judges by the previous config: "refused" is an unknown cluster.
+	code, body = env.do(t, "POST", "/webhook", notification("refused", "fp-refused"))
+	require.Equal(t, 200, code, "%s", body)
+	code, body = env.do(t, "GET", "/api/v1/incidents/inc-000001", nil)
+	require.Equal(t, 200, code, "%s", body)
+	var inc incident.Incident
+	require.NoError(t, json.Unmarshal(body, &inc))
+	require.Equal(t, "refused", inc.Cluster)
+	require.Equal(t, incident.OutcomeUnknownCluster, inc.Outcome, "the server kept its previous config")
 
 	// The engine dying takes the daemon down with an error rather than leaving it half alive.
 	close(stub.exitNow)
@@ -353,7 +386,7 @@ func TestRunStopsEngineOnShutdown(t *testing.T) {
 	loopCtxErr := make(chan error, 1)
 	r := startRun(t, Options{
 		ConfigFile: configFile(t, testClusters),
-		NewRunbook: func(*config.Config, *incident.Journal, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
+		NewRunbook: func(*config.Config, remediate.Store, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
 			return &fakeRunbook{}, func(ctx context.Context) error {
 				<-ctx.Done()
 				loopCtxErr <- ctx.Err()

@@ -14,14 +14,13 @@ import (
 
 	"github.com/zmyorg/zmy-responder/detect"
 	"github.com/zmyorg/zmy-responder/internal/config"
-	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // DefaultRunbook is Run's NewRunbook when none is given: detect's prober wired into remediate's
 // engine. The loop runs the engine (which resumes open incidents first) and the prober's watch
-// mode; a reload reaches both through SetConfig.
-func DefaultRunbook(cfg *config.Config, j *incident.Journal, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error) {
+// mode; a reload reaches both through PrepareConfig.
+func DefaultRunbook(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -49,10 +48,17 @@ type wiredRunbook struct {
 	prober *detect.Prober
 }
 
-// SetConfig applies a reloaded config to the prober and the engine.
-func (w *wiredRunbook) SetConfig(cfg *config.Config) {
-	w.prober.SetConfig(cfg)
-	w.Engine.SetConfig(cfg)
+// PrepareConfig builds the engine's part of a reloaded config; commit swaps it into the engine
+// and the prober together.
+func (w *wiredRunbook) PrepareConfig(cfg *config.Config) (func(), error) {
+	commit, err := w.Engine.PrepareConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		w.prober.SetConfig(cfg)
+		commit()
+	}, nil
 }
 
 // FailpointEnv names a runbook failpoint ("name" or "name#N" for its Nth hit) at which the

@@ -53,7 +53,7 @@ func (e *Engine) Abort(ctx context.Context, id string, a incident.Approval) (*in
 	if err := e.validate(&a); err != nil {
 		return nil, fmt.Errorf("abort %s: %w", id, err)
 	}
-	_, err := e.j.Update(ctx, id, func(cur *incident.Incident) error {
+	requested, err := e.j.Update(ctx, id, func(cur *incident.Incident) error {
 		if !cur.Open() || cur.Outcome != "" || cur.Abort != nil {
 			return fmt.Errorf("abort %s: %w (already closed or closing)", id, incident.ErrConflict)
 		}
@@ -78,7 +78,13 @@ func (e *Engine) Abort(ctx context.Context, id string, a incident.Approval) (*in
 			return nil, fmt.Errorf("abort %s: waiting for its steps to stop: %w", id, ctx.Err())
 		}
 	}
-	if err := e.finish(ctx, nil, id); err != nil {
+	fence, err := e.lead.Acting(requested.Cluster)
+	if err != nil {
+		// Another replica leads the cluster: it stops the runbook and finishes the abort at
+		// its next look at the journal.
+		return requested, nil
+	}
+	if err := e.finish(incident.WithFence(ctx, fence), nil, id); err != nil {
 		return nil, fmt.Errorf("abort %s: %w", id, err)
 	}
 	return e.j.Get(ctx, id)

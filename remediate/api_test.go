@@ -87,7 +87,7 @@ func TestMetricsPrecreated(t *testing.T) {
 		"zmy_responder_step_deadline_timestamp_seconds", "zmy_responder_breaker_state",
 		"zmy_responder_cluster_paused", "zmy_responder_silences_total")
 	require.NoError(t, err)
-	want := len(incident.Outcomes) + len(incident.Steps) + len(incident.Steps)*len(stepResults) + 1 + 1 + 1 + len(silenceActions)
+	want := len(incident.Outcomes) + len(stepNames()) + len(stepNames())*len(statuses) + 1 + 1 + 1 + len(silenceActions)
 	require.Equal(t, want, n)
 	for _, name := range []string{"zmy_responder_step_duration_seconds", "zmy_responder_time_to_containment_seconds"} {
 		mfs, err := r.reg.Gather()

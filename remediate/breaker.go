@@ -2,7 +2,6 @@ package remediate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,8 +43,10 @@ func fromGobreaker(s gobreaker.State) BreakerState {
 
 // stateStore is the part of the journal that keeps small per-cluster documents.
 type stateStore interface {
-	PutState(ctx context.Context, key string, v any) error
-	GetState(ctx context.Context, key string, v any) (bool, error)
+	// GetState returns the document under key, nil when there is none.
+	GetState(ctx context.Context, key string) ([]byte, error)
+	// UpdateState atomically replaces the document under key with fn's answer to it.
+	UpdateState(ctx context.Context, key string, fn func(cur []byte) ([]byte, error)) error
 }
 
 // errRemediationFailed is what a failed remediation reports to its cluster's breaker.
@@ -172,13 +173,9 @@ func (s *journalBreakerStore) GetData(name string) ([]byte, error) {
 	if s.ctx == nil {
 		return nil, errors.New("breaker store used outside breakers.with")
 	}
-	var raw json.RawMessage
-	found, err := s.j.GetState(s.ctx, name, &raw)
+	raw, err := s.j.GetState(s.ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if !found {
-		return nil, nil
 	}
 	return raw, nil
 }
@@ -187,7 +184,8 @@ func (s *journalBreakerStore) SetData(name string, data []byte) error {
 	if s.ctx == nil {
 		return errors.New("breaker store used outside breakers.with")
 	}
-	if err := s.j.PutState(s.ctx, name, json.RawMessage(data)); err != nil {
+	err := s.j.UpdateState(s.ctx, name, func([]byte) ([]byte, error) { return data, nil })
+	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -35,21 +36,31 @@ func clusterStateKey(cluster string) string { return "remediate/cluster/" + clus
 // loadClusterState reads the cluster's document; a missing one is the zero state.
 func loadClusterState(ctx context.Context, j stateStore, cluster string) (clusterState, error) {
 	var st clusterState
-	if _, err := j.GetState(ctx, clusterStateKey(cluster), &st); err != nil {
+	raw, err := j.GetState(ctx, clusterStateKey(cluster))
+	if err == nil && raw != nil {
+		err = json.Unmarshal(raw, &st)
+	}
+	if err != nil {
 		return st, fmt.Errorf("read state of cluster %s: %w", cluster, err)
 	}
 	return st, nil
 }
 
-// updateClusterState applies fn to the cluster's document and stores it. Callers hold
-// Engine.stateMu: the journal offers no compare-and-swap on state documents.
+// updateClusterState applies fn to the cluster's document atomically (the store's
+// read-modify-write), so a pause from the API and a close of an incident never lose each
+// other's change.
 func updateClusterState(ctx context.Context, j stateStore, cluster string, fn func(*clusterState)) error {
-	st, err := loadClusterState(ctx, j, cluster)
+	err := j.UpdateState(ctx, clusterStateKey(cluster), func(cur []byte) ([]byte, error) {
+		var st clusterState
+		if cur != nil {
+			if err := json.Unmarshal(cur, &st); err != nil {
+				return nil, fmt.Errorf("decode: %w", err)
+			}
+		}
+		fn(&st)
+		return json.Marshal(st)
+	})
 	if err != nil {
-		return err
-	}
-	fn(&st)
-	if err := j.PutState(ctx, clusterStateKey(cluster), st); err != nil {
 		return fmt.Errorf("write state of cluster %s: %w", cluster, err)
 	}
 	return nil

@@ -2,79 +2,82 @@ package remediate
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
 // The steps before anything is mutated: received, confirming, guarding. Each re-checks whether
 // the alert resolved meanwhile (self_healed) because until containment starts, stopping is free.
 
-func stageReceived(_ context.Context, sc *stageCtx) result {
+const selfHealedReason = "the alert resolved before anything was mutated"
+
+func stageReceived(_ context.Context, sc *stageCtx) Result {
 	if selfHealed(sc.inc) {
-		return end(incident.OutcomeSelfHealed, "the alert resolved before anything was mutated")
+		return Close(incident.OutcomeSelfHealed, selfHealedReason)
 	}
-	return advance(incident.StepConfirming, "")
+	return Done("")
 }
 
 // stageConfirming runs the responder's own probes: the alert alone is never trusted.
-func stageConfirming(ctx context.Context, sc *stageCtx) result {
+func stageConfirming(ctx context.Context, sc *stageCtx) Result {
 	if selfHealed(sc.inc) {
-		return end(incident.OutcomeSelfHealed, "the alert resolved before anything was mutated")
+		return Close(incident.OutcomeSelfHealed, selfHealedReason)
 	}
-	v, err := sc.e.p.Confirm(ctx, sc.inc.Cluster)
+	v, err := sc.prober.Confirm(ctx, sc.inc.Cluster)
 	if err != nil {
-		return retry(time.Second, resultError, "confirm: "+err.Error())
+		return Retry(retryProbe, "confirm: "+err.Error())
 	}
 	proceed, outcome, reason := afterVerdict(v)
-	res := advance(incident.StepGuarding, "verdict confirmed: "+v.Reason)
 	if !proceed {
-		res = end(outcome, reason)
+		return Close(outcome, reason).With(func(inc *incident.Incident) { inc.Verdict = v })
 	}
-	plan := sc.e.PlanSteps(sc.cfg, *sc.cluster)
-	res.apply = func(inc *incident.Incident) {
+	plan := sc.plan()
+	return Done("verdict confirmed: " + v.Reason).With(func(inc *incident.Incident) {
 		inc.Verdict = v
-		if proceed {
-			inc.Plan = plan
-		}
-	}
-	return res
+		inc.Plan = plan
+	})
 }
 
-// stageGuarding runs the guards. The decision and the claim on the cluster happen under the
-// engine's lock so that two incidents cannot both pass blast radius at once.
-func stageGuarding(ctx context.Context, sc *stageCtx) result {
-	e, inc := sc.e, sc.inc
+// stageGuarding runs the guards. The decision and the claim on the cluster are one atomic
+// step of the claimer, so that two incidents cannot both pass blast radius at once.
+func stageGuarding(ctx context.Context, sc *stageCtx) Result {
+	inc := sc.inc
 	if selfHealed(inc) {
-		return end(incident.OutcomeSelfHealed, "the alert resolved before anything was mutated")
+		return Close(incident.OutcomeSelfHealed, selfHealedReason)
 	}
-	bs, err := e.brk.State(ctx, inc.Cluster)
+	in, err := readGuardInput(ctx, sc.guards, sc.cfg, sc.cluster, sc.now())
 	if err != nil {
-		return retry(time.Second, resultError, "read breaker: "+err.Error())
+		return Retry(retryRead, err.Error())
 	}
-	cs, err := loadClusterState(ctx, e.j, inc.Cluster)
+	_, ref, err := sc.claims.claim(ctx, inc.ID, inc.Cluster, func(others map[string]string) (string, *refusal) {
+		in.Remediating = others
+		return runGuards(in)
+	})
 	if err != nil {
-		return retry(time.Second, resultError, err.Error())
+		return Retry(retryRead, err.Error())
 	}
-	in := guardInput{
-		Now: e.now(), Cluster: inc.Cluster, Paused: cs.Paused, Breaker: bs,
-		TotalClusters: len(sc.cfg.Clusters), LastFinished: cs.LastRemediationAt,
-		LastIncident: cs.LastRemediationIncident, DryRun: dryRun(sc.cfg, sc.cluster), Cfg: sc.cfg.Remediation,
-		Remediating: map[string]string{},
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for id, o := range e.runners {
-		if id != inc.ID && o.claimed {
-			in.Remediating[id] = o.cluster
-		}
-	}
-	name, ref := runGuards(in)
 	if ref != nil {
-		res := end(ref.Outcome, ref.Reason)
-		res.note = "guard " + name + " refused"
-		return res
+		return Close(ref.Outcome, ref.Reason)
 	}
-	sc.r.claimed = true
-	return advance(incident.StepSilencing, "guards passed (breaker "+bs.String()+")")
+	return Done("guards passed (breaker " + in.Breaker.String() + ")")
+}
+
+// readGuardInput reads what the guards decide from, all but the other incidents' claims.
+func readGuardInput(ctx context.Context, g guardReader, cfg *config.Config, cc *config.ClusterConfig, now time.Time) (guardInput, error) {
+	bs, err := g.breakerState(ctx, cc.Name)
+	if err != nil {
+		return guardInput{}, fmt.Errorf("read breaker: %w", err)
+	}
+	cs, err := g.clusterState(ctx, cc.Name)
+	if err != nil {
+		return guardInput{}, err
+	}
+	return guardInput{
+		Now: now, Cluster: cc.Name, Paused: cs.Paused, Breaker: bs,
+		TotalClusters: len(cfg.Clusters), LastFinished: cs.LastRemediationAt,
+		LastIncident: cs.LastRemediationIncident, DryRun: dryRun(cfg, cc), Cfg: cfg.Remediation,
+	}, nil
 }

@@ -3,6 +3,8 @@ package remediate
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,97 +13,164 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
+// maxSuspends is how many times containment sends `raft suspend` to one node; after that it
+// only reads the node again until the golden window ends.
+const maxSuspends = 3
+
 // stageContaining stops the bleeding: `raft suspend --force` on every node in parallel, then
 // `raft state` on each until all report suspended. It runs under the golden window (the step's
 // deadline); a node that cannot be suspended in it makes the incident needs_human. Level-based:
-// after a restart it asks the nodes first and suspends only those not suspended yet.
-func stageContaining(ctx context.Context, sc *stageCtx) result {
-	all := sc.nodes(nil)
-	ids := sc.nodeIDs()
-	var states map[string]string
-	var errs map[string]error // why each node is not suspended, from the latest round
-	if !sc.r.freshContain {
-		states, _ = sc.raftStates(ctx, all, prioContain)
+// when a suspend of this step may have been sent already (its intent is journaled: a restart)
+// or a node was made writable under the runbook (re-containing), it asks the nodes first and
+// suspends only those not suspended. What it learnt of a node holds until the node says
+// otherwise, so a read cut short by the deadline does not unlearn it.
+func stageContaining(ctx context.Context, sc *stageCtx) Result {
+	all, ids := sc.nodeConfigs(nil), sc.nodeIDs()
+	known := map[string]zmy.RaftState{} // latest raft state read of each node
+	readErrs := map[string]error{}      // why the latest read of a node failed
+	sendErrs := map[string]error{}      // why the latest suspend of a node failed
+	var mu sync.Mutex
+	sent, acked := map[string]int{}, map[string]bool{}
+	read := func(nodes []config.NodeConfig) {
+		states, errs := sc.readStates(ctx, nodes, prioContain)
+		for id, st := range states {
+			known[id] = st
+			delete(readErrs, id)
+		}
+		maps.Copy(readErrs, errs)
 	}
-	sc.r.freshContain = false
+	if sc.intended(zmy.CmdSuspend) || sc.inc.Recontained > 0 {
+		read(all)
+	}
 	b := newBackoff(50*time.Millisecond, time.Second)
 	var first sync.Once
 	for {
-		todo := notSuspended(ids, states)
+		todo := notSuspended(ids, roles(known))
 		if len(todo) == 0 {
 			break
 		}
-		suspendErrs := sc.each(ctx, sc.nodes(todo), prioContain, func(ctx context.Context, n config.NodeConfig) error {
-			_, res, err := sc.drv.Suspend(ctx, n)
-			sc.record(res, err)
-			if err == nil {
-				first.Do(func() { sc.e.failpoint("containing:mid") })
-			}
-			return err
-		})
-		states, errs = sc.raftStates(ctx, all, prioContain)
-		for id, err := range suspendErrs {
-			if _, ok := errs[id]; !ok && states[id] != zmy.StateSuspended {
-				errs[id] = err
+		var send []string
+		for _, id := range todo {
+			if sent[id] < maxSuspends {
+				send = append(send, id)
 			}
 		}
-		if len(notSuspended(ids, states)) == 0 {
+		if len(send) > 0 {
+			if err := sc.intend(ctx, zmy.CmdSuspend, send, 0); err != nil {
+				return Retry(retryRead, "journal the suspend intent: "+err.Error())
+			}
+			errs := sc.each(ctx, sc.nodeConfigs(send), prioContain, func(ctx context.Context, n config.NodeConfig) error {
+				st, res, err := sc.driver.Suspend(ctx, n)
+				sc.record(res, err)
+				mu.Lock()
+				sent[n.ID]++
+				acked[n.ID] = err == nil && st != nil && st.RaftState == zmy.StateSuspended
+				mu.Unlock()
+				if err == nil {
+					first.Do(func() { sc.failpoint("containing:mid") })
+				}
+				return err
+			})
+			for _, id := range send {
+				if err, ok := errs[id]; ok {
+					sendErrs[id] = err
+				} else {
+					delete(sendErrs, id)
+				}
+			}
+		}
+		read(sc.nodeConfigs(todo))
+		if len(notSuspended(ids, roles(known))) == 0 {
 			break
 		}
 		if !sleep(ctx, b.next(), nil) {
-			left := notSuspended(ids, states)
-			return result{outcome: incident.OutcomeNeedsHuman, label: resultTimeout, reason: fmt.Sprintf(
-				"could not suspend %d of %d nodes within the golden window: %s",
-				len(left), len(ids), describe(left, errs))}
+			left := notSuspended(ids, roles(known))
+			return CloseTimeout(incident.OutcomeNeedsHuman, fmt.Sprintf(
+				"could not verify %d of %d nodes suspended within the golden window (%d verified): %s",
+				len(left), len(ids), len(ids)-len(left), describeContainment(left, known, sent, acked, sendErrs, readErrs)))
 		}
 	}
-	contained := sc.e.now()
+	if foreign := foreignSuspends(ids, known, sc.self); len(foreign) > 0 {
+		return handOver(fmt.Sprintf("suspended by someone other than this responder (%s): %s; another responder or a human is acting on this cluster: nothing more done",
+			sc.self, describeForeign(foreign, known)))
+	}
+	contained := sc.now()
 	ttc := contained.Sub(firstReceived(sc.inc))
-	sc.e.m.containment.Observe(ttc.Seconds())
-	res := advance(incident.StepSnapshotting, fmt.Sprintf("all %d nodes suspended, %s after the first alert",
-		len(ids), ttc.Round(time.Millisecond)))
-	res.apply = func(inc *incident.Incident) {
+	if sc.contained != nil {
+		sc.contained(ttc)
+	}
+	return Done(fmt.Sprintf("all %d nodes suspended, %s after the first alert",
+		len(ids), ttc.Round(time.Millisecond))).With(func(inc *incident.Incident) {
 		if inc.ContainedAt == nil {
 			inc.ContainedAt = &contained
 		}
+	})
+}
+
+// describeContainment says, for each node containment could not verify, what was sent and what
+// was read: "n4 (suspend sent 3×: zmyctl exited 3: node unreachable; raft state: timeout)".
+func describeContainment(left []string, known map[string]zmy.RaftState, sent map[string]int, acked map[string]bool,
+	sendErrs, readErrs map[string]error) string {
+	parts := make([]string, 0, len(left))
+	for _, id := range left {
+		var what []string
+		switch {
+		case sent[id] == 0:
+			what = append(what, "no suspend sent")
+		case sendErrs[id] != nil:
+			what = append(what, fmt.Sprintf("suspend sent %d×: %v", sent[id], sendErrs[id]))
+		case acked[id]:
+			what = append(what, fmt.Sprintf("suspend sent %d×, answered suspended", sent[id]))
+		default:
+			what = append(what, fmt.Sprintf("suspend sent %d×", sent[id]))
+		}
+		if err := readErrs[id]; err != nil {
+			what = append(what, "raft state: "+err.Error())
+		} else if st, ok := known[id]; ok {
+			what = append(what, "raft state "+st.RaftState)
+		}
+		parts = append(parts, id+" ("+strings.Join(what, "; ")+")")
 	}
-	return res
+	return strings.Join(parts, ", ")
 }
 
 // stageSnapshotting saves `snapshot save --tag pre-recover-<unix>` on every node that lacks
 // it and verifies with `snapshot list`. The tag is chosen once and journaled before the first
 // save, so a restart saves under the same tag and never twice.
-func stageSnapshotting(ctx context.Context, sc *stageCtx) result {
+func stageSnapshotting(ctx context.Context, sc *stageCtx) Result {
 	tag := sc.inc.SnapshotTag
 	if tag == "" {
-		chosen := snapshotTag(sc.e.now())
-		inc, err := sc.e.j.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
+		chosen := snapshotTag(sc.now(), sc.inc.Recontained)
+		inc, err := sc.journal.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
 			if err := sameStep(cur, sc.inc.Step); err != nil {
 				return err
 			}
 			if cur.SnapshotTag == "" {
 				cur.SnapshotTag = chosen
-				cur.Timeline = append(cur.Timeline, incident.Event{At: sc.e.now(), Step: cur.Step,
+				cur.Timeline = append(cur.Timeline, incident.Event{At: sc.now(), Step: cur.Step,
 					Message: "snapshot tag " + chosen})
 			}
 			return nil
 		})
 		if err != nil {
-			return retry(time.Second, resultError, "journal snapshot tag: "+err.Error())
+			return Retry(retryTag, "journal snapshot tag: "+err.Error())
 		}
 		tag = inc.SnapshotTag
 	}
 	ids := sc.nodeIDs()
-	lists, errs := sc.snapshotLists(ctx, sc.nodes(nil), prioRecovery)
+	lists, errs := sc.snapshotLists(ctx, sc.nodeConfigs(nil), prioRecovery)
 	missing := missingSnapshot(ids, lists, tag)
 	if len(missing) > 0 {
-		saveErrs := sc.each(ctx, sc.nodes(missing), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
-			_, res, err := sc.drv.SnapshotSave(ctx, n, tag)
+		if err := sc.intend(ctx, zmy.CmdSnapshotSave, missing, 0); err != nil {
+			return Retry(retryTag, "journal the snapshot intent: "+err.Error())
+		}
+		saveErrs := sc.each(ctx, sc.nodeConfigs(missing), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
+			_, res, err := sc.driver.SnapshotSave(ctx, n, tag)
 			sc.record(res, err)
 			return err
 		})
-		sc.e.failpoint("snapshotting:saved")
-		lists, errs = sc.snapshotLists(ctx, sc.nodes(missing), prioRecovery)
+		sc.failpoint("snapshotting:saved")
+		lists, errs = sc.snapshotLists(ctx, sc.nodeConfigs(missing), prioRecovery)
 		for id, err := range saveErrs {
 			if _, ok := errs[id]; !ok {
 				errs[id] = err
@@ -110,7 +179,42 @@ func stageSnapshotting(ctx context.Context, sc *stageCtx) result {
 		missing = missingSnapshot(missing, lists, tag)
 	}
 	if len(missing) > 0 {
-		return retry(500*time.Millisecond, resultError, fmt.Sprintf("snapshot %s missing on %s", tag, describe(missing, errs)))
+		return Retry(retrySnapshot, fmt.Sprintf("snapshot %s missing on %s", tag, describe(missing, errs)))
 	}
-	return advance(incident.StepAwaitingRecovery, fmt.Sprintf("snapshot %s held by all %d nodes", tag, len(ids)))
+	return Done(fmt.Sprintf("snapshot %s held by all %d nodes", tag, len(ids)))
+}
+
+// intend journals that command is about to be sent to nodes in this step, before it is sent
+// (term: for recover, the highest term the nodes reported just before).
+func (sc *stageCtx) intend(ctx context.Context, command string, nodes []string, term uint64) error {
+	in := incident.Intent{Step: sc.inc.Step, Command: command, Nodes: nodes, At: sc.now(), Term: term}
+	_, err := sc.journal.Update(ctx, sc.inc.ID, func(cur *incident.Incident) error {
+		if err := sameStep(cur, sc.inc.Step); err != nil {
+			return err
+		}
+		cur.Intents = append(cur.Intents, in)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sc.inc.Intents = append(sc.inc.Intents, in)
+	return nil
+}
+
+// intended reports whether command may have been sent in the current step already: its
+// intent was journaled since the step was entered.
+func (sc *stageCtx) intended(command string) bool {
+	_, ok := sc.intent(command)
+	return ok
+}
+
+// intent returns the first intent of command journaled since the step was entered.
+func (sc *stageCtx) intent(command string) (incident.Intent, bool) {
+	for _, in := range sc.inc.Intents {
+		if in.Step == sc.inc.Step && in.Command == command && !in.At.Before(sc.inc.StepEnteredAt) {
+			return in, true
+		}
+	}
+	return incident.Intent{}, false
 }

@@ -1,6 +1,7 @@
 package remediate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,7 +114,9 @@ func crashOnce(t *testing.T, s *simCluster, probe *detect.Prober, am *testenv.Al
 	require.Equal(t, incident.OutcomeRecovered, inc.Outcome, "%s: %s", point, inc.Reason)
 	d.kill()
 
-	requireSOPOrderAfterCrash(t, s.audit(t)[from:], 5)
+	audit := s.audit(t)[from:]
+	requireSOPOrderAfterCrash(t, audit, 5)
+	recordedRecovery(t, audit, inc)
 	s.requireNoViolations(t)
 
 	// Exactly one silence named this incident, and it is expired.
@@ -181,35 +184,78 @@ func stepOf(inc *incident.Incident) any {
 	return inc.Step
 }
 
-// requireSOPOrderAfterCrash is requireSOPOrder for a remediation interrupted by a crash: a
-// recover may be repeated (it is idempotent), but no resume precedes the first successful one
-// and every snapshot save precedes it; each node is still suspended exactly once.
+// requireSOPOrderAfterCrash checks a remediation interrupted by a crash: the SOP's order (no
+// resume before the recover, every snapshot saved before it) and each mutation applied exactly
+// once per node across the crash — one suspend, one snapshot save and one resume per node, one
+// recover for the cluster — counting the commands the nodes applied (exit 0), not the ones a
+// dead zmyctl abandoned.
 func requireSOPOrderAfterCrash(t *testing.T, audit []sim.AuditEntry, nodes int) {
 	t.Helper()
-	suspends := map[string]int{}
+	applied := map[string]map[string]int{} // command -> node -> times applied
 	saved := map[string]bool{}
-	recovered := false
+	recovers := 0
 	for _, e := range audit {
-		switch {
-		case isCmd(e, "raft", "suspend"):
-			suspends[e.Node]++
-		case isCmd(e, "snapshot", "save"):
-			require.False(t, recovered, "snapshot save on %s after the recover", e.Node)
+		if e.Exit != 0 || !isMutating(e) {
+			continue
+		}
+		cmd := strings.Join(commandWords(e), " ")
+		if applied[cmd] == nil {
+			applied[cmd] = map[string]int{}
+		}
+		applied[cmd][e.Node]++
+		switch cmd {
+		case "snapshot save":
+			require.Zero(t, recovers, "snapshot save on %s after the recover", e.Node)
 			saved[e.Node] = true
-		case isCmd(e, "quorum", "recover"):
-			if e.Exit == 0 {
-				require.Len(t, saved, nodes, "recover before every node saved its snapshot")
-				recovered = true
-			}
-		case isCmd(e, "raft", "resume"):
-			require.True(t, recovered, "raft resume on %s before quorum recover", e.Node)
+		case "quorum recover":
+			require.Len(t, saved, nodes, "recover before every node saved its snapshot")
+			recovers++
+		case "raft resume":
+			require.Equal(t, 1, recovers, "raft resume on %s before quorum recover", e.Node)
 		}
 	}
-	require.True(t, recovered)
-	require.Len(t, suspends, nodes)
-	for n, c := range suspends {
-		require.Equal(t, 1, c, "suspends on %s", n)
+	require.Equal(t, 1, recovers, "quorum recover applied %d times", recovers)
+	for _, cmd := range []string{"raft suspend", "snapshot save", "raft resume"} {
+		require.Len(t, applied[cmd], nodes, "%s: nodes that applied it", cmd)
+		for n, c := range applied[cmd] {
+			require.Equal(t, 1, c, "%s applied %d times on %s", cmd, c, n)
+		}
 	}
+}
+
+// commandWords are an audited command's words without flags: [raft suspend].
+func commandWords(e sim.AuditEntry) []string {
+	var words []string
+	for i := 0; i < len(e.Args); i++ {
+		switch a := e.Args[i]; {
+		case a == "-o" || a == "--output" || a == "--tag":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			words = append(words, a)
+		}
+	}
+	return words
+}
+
+// recordedRecovery checks that the incident records the recover the nodes really applied (what
+// it discarded): after a crash with the recover in flight, not a second one's.
+func recordedRecovery(t *testing.T, audit []sim.AuditEntry, inc *incident.Incident) {
+	t.Helper()
+	require.NotNil(t, inc.Recovery)
+	for _, e := range audit {
+		if e.Exit == 0 && isCmd(e, "quorum", "recover") {
+			var rr struct {
+				Term      uint64 `json:"term"`
+				Discarded int    `json:"discarded"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(e.Output), &rr), e.Output)
+			require.Equal(t, rr.Term, inc.Recovery.Term)
+			require.Equal(t, rr.Discarded, inc.Recovery.Discarded)
+			return
+		}
+	}
+	t.Fatal("no recover applied")
 }
 
 func waitProbeConfirmed(t *testing.T, p *detect.Prober, cluster string) {

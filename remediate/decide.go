@@ -186,17 +186,26 @@ func requireApproval(cfg *config.Config, c *config.ClusterConfig) bool {
 }
 
 // approvable reports whether Approve is accepted at this step: once a confirmed verdict exists
-// and until the gate has been passed.
+// and until the gate has been passed (the step table's approvable steps).
 func approvable(inc *incident.Incident) bool {
 	if !inc.Open() || inc.Abort != nil {
 		return false
 	}
-	switch inc.Step {
-	case incident.StepGuarding, incident.StepSilencing, incident.StepContaining,
-		incident.StepSnapshotting, incident.StepAwaitingRecovery:
-		return inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
+	spec, ok := specOf(inc.Step)
+	return ok && spec.approvable && inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
+}
+
+// currentApproval is the latest approval that still counts: one given after the last
+// re-containment (an approval of the world before it does not approve the world after).
+func currentApproval(inc *incident.Incident) *incident.Approval {
+	if len(inc.Approvals) == 0 {
+		return nil
 	}
-	return false
+	a := &inc.Approvals[len(inc.Approvals)-1]
+	if inc.RecontainedAt != nil && !a.At.After(*inc.RecontainedAt) {
+		return nil
+	}
+	return a
 }
 
 // gateDecision is what the recovery gate does next.
@@ -303,37 +312,13 @@ func missingSnapshot(nodes []string, lists map[string][]zmy.Snapshot, tag string
 }
 
 // snapshotTag is the SOP's tag, chosen once per incident.
-func snapshotTag(now time.Time) string { return fmt.Sprintf("pre-recover-%d", now.Unix()) }
-
-// stepBudget is how long a step may take from when it was entered; every step has one.
-func stepBudget(step incident.Step, r config.RemediationConfig, cmdTimeout time.Duration) time.Duration {
-	switch step {
-	case incident.StepContaining, incident.StepConfirming, incident.StepSnapshotting, incident.StepResuming:
-		return time.Duration(r.GoldenWindow)
-	case incident.StepAwaitingRecovery:
-		return time.Duration(r.GateTimeout)
-	case incident.StepVerifying:
-		return time.Duration(r.VerifyTimeout)
-	case incident.StepArbitrating:
-		return 3 * cmdTimeout
-	default:
-		return 2 * cmdTimeout
+// After a re-containment the tag says so: the nodes took writes since the first snapshots, and a
+// save under the first tag (possibly the same second) would return the old snapshot.
+func snapshotTag(now time.Time, recontained int) string {
+	if recontained > 0 {
+		return fmt.Sprintf("pre-recover-%d-r%d", now.Unix(), recontained)
 	}
-}
-
-// transitionPrefix starts every timeline event that records entering a step.
-const transitionPrefix = "entered "
-
-// stepEnteredAt is when the incident entered its current step, from the journaled timeline,
-// so that deadlines survive restarts.
-func stepEnteredAt(inc *incident.Incident) time.Time {
-	for i := len(inc.Timeline) - 1; i >= 0; i-- {
-		ev := inc.Timeline[i]
-		if ev.Step == inc.Step && strings.HasPrefix(ev.Message, transitionPrefix) {
-			return ev.At
-		}
-	}
-	return inc.OpenedAt
+	return fmt.Sprintf("pre-recover-%d", now.Unix())
 }
 
 // firstReceived is when the first alert of the incident reached us.
@@ -348,4 +333,66 @@ func firstReceived(inc *incident.Incident) time.Time {
 		return inc.OpenedAt
 	}
 	return first
+}
+
+// foreignSuspends lists the nodes suspended by someone other than this responder: another
+// responder (another journal), or a human who named themselves. An earlier incident of this
+// journal that left nodes suspended is this responder's own doing; a node that does not say
+// who suspended it is not listed either: the node contract makes suspended_by optional.
+func foreignSuspends(ids []string, states map[string]zmy.RaftState, self zmy.Actor) []string {
+	var out []string
+	for _, id := range ids {
+		st, ok := states[id]
+		if !ok || st.RaftState != zmy.StateSuspended || st.SuspendedBy == "" {
+			continue
+		}
+		if a, ok := zmy.ParseActor(st.SuspendedBy); ok && a.SameJournal(self) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// describeForeign says who suspended each foreign node.
+func describeForeign(ids []string, states map[string]zmy.RaftState) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s by %q", id, states[id].SuspendedBy))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describeRoles lists nodes with their raft state, for reasons: "n2 (leader), n4 (follower)".
+func describeRoles(ids []string, states map[string]zmy.RaftState) string {
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s (%s)", id, states[id].RaftState))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// recoverLanded says what the nodes report of a recover sent when their highest term was
+// before: landed is true when some node's term moved past it (recover starts a new term and
+// suspended nodes elect nobody), and last is the recover they report, if they report one
+// newer than before.
+func recoverLanded(states map[string]zmy.RaftState, before uint64) (landed bool, last *zmy.LastRecover) {
+	for _, st := range states {
+		if st.Term > before {
+			landed = true
+		}
+		if lr := st.LastRecover; lr != nil && lr.Term > before && (last == nil || lr.Term > last.Term) {
+			last = lr
+		}
+	}
+	return landed || last != nil, last
+}
+
+// highestTerm is the highest raft term the nodes report.
+func highestTerm(states map[string]zmy.RaftState) uint64 {
+	var t uint64
+	for _, st := range states {
+		t = max(t, st.Term)
+	}
+	return t
 }

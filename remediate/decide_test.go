@@ -176,18 +176,51 @@ func TestNodeSelections(t *testing.T) {
 		"n2": {{Tag: "other"}},
 	}
 	require.Equal(t, []string{"n2", "n3"}, missingSnapshot(nodes, lists, "pre-recover-1"))
-	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0))
+	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0, 0))
+	require.Equal(t, "pre-recover-1735787045-r1", snapshotTag(t0, 1))
 }
 
-func TestStepEnteredAt(t *testing.T) {
-	inc := &incident.Incident{OpenedAt: t0, Step: incident.StepContaining, Timeline: []incident.Event{
-		{At: t0.Add(1 * time.Second), Step: incident.StepConfirming, Message: transitionPrefix + "confirming"},
-		{At: t0.Add(2 * time.Second), Step: incident.StepContaining, Message: transitionPrefix + "containing"},
-		{At: t0.Add(3 * time.Second), Step: incident.StepContaining, Message: "suspended n1"},
-	}}
-	require.Equal(t, t0.Add(2*time.Second), stepEnteredAt(inc))
-	inc.Step = incident.StepSnapshotting
-	require.Equal(t, t0, stepEnteredAt(inc))
+func TestStepDeadline(t *testing.T) {
+	cfg := config.Default()
+	cc := &config.ClusterConfig{Name: "a"}
+	// The journaled deadline wins: a restart or a reload does not move it.
+	d := t0.Add(42 * time.Second)
+	inc := &incident.Incident{OpenedAt: t0, Step: incident.StepContaining, StepEnteredAt: t0.Add(time.Second), StepDeadline: &d}
+	require.Equal(t, d, stepDeadline(inc, cfg, cc))
+	// Without one (the first step, journaled at ingest): entered + the step's budget.
+	inc = &incident.Incident{OpenedAt: t0, Step: incident.StepReceived, StepEnteredAt: t0.Add(time.Second)}
+	require.Equal(t, t0.Add(time.Second).Add(2*cfg.CommandTimeout(cc)), stepDeadline(inc, cfg, cc))
+	// A record older than step_entered_at counts from when it was opened.
+	inc = &incident.Incident{OpenedAt: t0, Step: incident.StepContaining}
+	require.Equal(t, t0.Add(time.Duration(cfg.Remediation.GoldenWindow)), stepDeadline(inc, cfg, cc))
+}
+
+// The step table is one chain from received to verifying; every row has a stage and a budget,
+// the guarded steps are a suffix of it, and only steps before the gate take approvals.
+func TestStepTable(t *testing.T) {
+	cfg := config.Default()
+	cc := &config.ClusterConfig{Name: "a"}
+	require.Equal(t, incident.StepReceived, runbook[0].step)
+	seen := map[incident.Step]bool{}
+	guarded := false
+	for i, s := range runbook {
+		require.False(t, seen[s.step], "step %s twice", s.step)
+		seen[s.step] = true
+		require.NotNil(t, s.stage, s.step)
+		require.Positive(t, stepBudget(s.step, cfg, cc), s.step)
+		if i+1 < len(runbook) {
+			require.Equal(t, runbook[i+1].step, s.next, "successor of %s", s.step)
+		} else {
+			require.Empty(t, s.next, "the last step closes the incident")
+		}
+		require.True(t, !guarded || s.guarded, "%s: a step after the guards is guarded", s.step)
+		guarded = s.guarded
+		if s.mutation == "" {
+			require.Empty(t, s.requires, "%s: requirements are re-read before mutations", s.step)
+		}
+	}
+	require.False(t, pastGuards(incident.StepClosed))
+	require.Equal(t, incident.StepClosed, stepNames()[len(stepNames())-1])
 }
 
 func TestApprovable(t *testing.T) {

@@ -1,8 +1,9 @@
-// Package remediate owns the runbook: SPEC §4's state machine that takes a confirmed ZMY
-// split-brain from `received` to `closed`. Each step is a small Stage that reads the real state
-// of the nodes before acting (level-based), every transition is journaled before it is acted on,
-// guards (pause, breaker, blast radius, anti-flap, dry-run) are stages of their own, and the
-// decisions they take are pure functions of data and a clock (decide.go).
+// Package remediate owns the runbook: the incident state machine that takes a confirmed ZMY
+// split-brain from `received` to `closed`. The order of the steps, their budgets and what each
+// requires is one table (steps.go); each step is a small Stage that reads the real state of the
+// nodes before acting (level-based) and answers a typed Result; every transition is journaled
+// before it is acted on; guards (pause, breaker, blast radius, anti-flap, dry-run) are a stage
+// of their own, and the decisions they take are pure functions of data and a clock (decide.go).
 //
 // Decisions this package takes where the issue left a choice:
 //
@@ -26,6 +27,9 @@
 //   - Our silences are recognised by created_by, the incident id in the comment and the cluster
 //     matcher together, so deployments sharing an Alertmanager never adopt or expire each
 //     other's.
-//   - Containment after a restart asks the nodes first; in the process that entered the step no
-//     suspend can have been sent yet, so it suspends every node at once and then verifies.
+//   - Every mutation is journaled as an intent right before it is sent. Containment without its
+//     intent suspends every node at once and then verifies; with it (a restart) it asks the
+//     nodes first and suspends only those not suspended.
+//   - A step's deadline is journaled when the step is entered: a reload changes the budgets of
+//     steps entered after it, never the deadline of the step an incident is in.
 package remediate

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -21,13 +22,32 @@ type Prober interface {
 	RecoveryGate(ctx context.Context, cluster string) (incident.Gate, error)
 }
 
-// store is the part of the journal the engine uses; *incident.Journal implements it.
-type store interface {
+// Store is the part of the journal the runbook uses: the incidents, and small per-cluster
+// documents (breaker, pause, anti-flap) updated atomically. *incident.Journal implements it.
+type Store interface {
 	Get(ctx context.Context, id string) (*incident.Incident, error)
 	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
+	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
 	stateStore
+	// ID identifies the journal (the token in ZMY_ACTOR): runbooks of different journals are
+	// different runbooks, even for incidents of the same id.
+	ID() string
 }
+
+// Leadership says whether this replica may act on a cluster now, and the fence its journal
+// writes carry; Changes names a cluster whenever that may have changed. internal/ha implements
+// it: Single for the embedded journal, Elector on etcd.
+type Leadership interface {
+	Acting(cluster string) (incident.Fence, error)
+	Changes() <-chan string
+}
+
+// everyCluster is the leadership of a lone replica: it acts on every cluster, unfenced.
+type everyCluster struct{}
+
+func (everyCluster) Acting(string) (incident.Fence, error) { return incident.Fence{}, nil }
+func (everyCluster) Changes() <-chan string                { return nil }
 
 // Options are the engine's collaborators. The zero value is usable.
 type Options struct {
@@ -37,11 +57,19 @@ type Options struct {
 	// Failpoint, when set, is called at named points of the runbook (see failpoints.go); the
 	// crash tests use it to kill the process exactly there.
 	Failpoint func(name string)
+	// Replica names this responder in ZMY_ACTOR; default the host name.
+	Replica string
+	// Leadership decides which clusters this replica acts on; nil: every cluster (one replica).
+	Leadership Leadership
+	// Scan, when positive, is how often the engine lists the open incidents to pick up the
+	// ones another replica journaled, and aborts requested there. Replicas sharing a store
+	// need it; a lone replica learns of everything through Kick.
+	Scan time.Duration
 }
 
 // Engine runs the runbook: one goroutine per open incident, driven by the journal.
 type Engine struct {
-	j    store
+	j    Store
 	p    Prober
 	log  *slog.Logger
 	now  func() time.Time
@@ -49,10 +77,14 @@ type Engine struct {
 	sem  *prioSemaphore
 	brk  *breakers
 	fail func(string)
+	// replica is this responder's name in ZMY_ACTOR.
+	replica string
+	lead    Leadership
+	scan    time.Duration
 
 	mu      sync.Mutex
 	cfg     *config.Config
-	drivers map[string]*zmy.Driver
+	drivers map[string]Nodes
 	sil     *silencer
 	runners map[string]*runner
 	pending []string
@@ -71,13 +103,8 @@ type runner struct {
 	cancel  context.CancelCauseFunc
 	wake    chan struct{}
 	done    chan struct{}
-	// claimed: the incident passed the guards, so it counts against blast radius and anti-flap.
-	claimed bool
 	step    incident.Step
-	// freshContain: this process journaled the entry into containing, so no suspend of this
-	// incident can have been sent before and the initial raft-state read can be skipped.
-	freshContain bool
-	silMu        sync.Mutex // serializes silence operations of this incident
+	silMu   sync.Mutex // serializes silence operations of this incident
 	// Guarded by Engine.mu:
 	takeover     string             // "manual silence <id> by <who>", set by the silence keeper
 	stageCancel  context.CancelFunc // cancels the running stage (takeover)
@@ -95,11 +122,7 @@ func (e *Engine) takeoverOf(r *runner) string {
 }
 
 // NewEngine builds the engine; nothing runs until Run.
-func NewEngine(cfg *config.Config, j *incident.Journal, p Prober, opts Options) (*Engine, error) {
-	return newEngine(cfg, j, p, opts)
-}
-
-func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, error) {
+func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,8 +133,15 @@ func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, er
 	if err != nil {
 		return nil, err
 	}
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
+	if opts.Leadership == nil {
+		opts.Leadership = everyCluster{}
+	}
 	e := &Engine{
-		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint,
+		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint, replica: opts.Replica,
+		lead: opts.Leadership, scan: opts.Scan,
 		runners: map[string]*runner{}, reg: opts.Registerer,
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
@@ -128,16 +158,12 @@ func newEngine(cfg *config.Config, j store, p Prober, opts Options) (*Engine, er
 }
 
 // build does the fallible work of a (re)configuration before anything is swapped.
-func (e *Engine) build(cfg *config.Config) (map[string]*zmy.Driver, *silencer, error) {
-	drivers := map[string]*zmy.Driver{}
+func (e *Engine) build(cfg *config.Config) (map[string]Nodes, *silencer, error) {
+	drivers := map[string]Nodes{}
 	for _, c := range cfg.Clusters {
-		timeout := time.Duration(c.CommandTimeout)
-		if timeout <= 0 {
-			timeout = time.Duration(cfg.Remediation.CommandTimeout)
-		}
-		d, err := zmy.NewDriver(c, zmy.DriverOptions{Timeout: timeout, Registerer: e.reg})
+		d, err := zmy.ForCluster(cfg, c, e.reg)
 		if err != nil {
-			return nil, nil, fmt.Errorf("build zmyctl driver: %w", err)
+			return nil, nil, fmt.Errorf("build node driver: %w", err)
 		}
 		drivers[c.Name] = d
 	}
@@ -148,24 +174,36 @@ func (e *Engine) build(cfg *config.Config) (map[string]*zmy.Driver, *silencer, e
 	return drivers, sil, nil
 }
 
-// SetConfig applies a reloaded config: new drivers, silencer, limits and breaker settings.
-// A config it cannot apply keeps the old one (the receiver validated it already).
-func (e *Engine) SetConfig(cfg *config.Config) {
+// PrepareConfig does the fallible work of applying a reloaded config (drivers, silencer) and
+// returns what swaps it in. Nothing changes until commit is called: a config the engine cannot
+// use fails the reload with the reason, and the engine keeps running the old one.
+func (e *Engine) PrepareConfig(cfg *config.Config) (commit func(), err error) {
 	drivers, sil, err := e.build(cfg)
 	if err != nil {
-		e.log.Error("remediation keeps its previous config", "err", err)
-		return
+		return nil, fmt.Errorf("remediation cannot use the new configuration: %w", err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.cfg, e.drivers, e.sil = cfg, drivers, sil
-	e.m.addClusters(cfg)
-	e.sem.SetLimit(cfg.Remediation.Concurrency)
-	e.brk.SetConfig(cfg.Remediation.Breaker)
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.cfg, e.drivers, e.sil = cfg, drivers, sil
+		e.m.addClusters(cfg)
+		e.sem.SetLimit(cfg.Remediation.Concurrency)
+		e.brk.SetConfig(cfg.Remediation.Breaker)
+	}, nil
+}
+
+// SetConfig applies a reloaded config at once (PrepareConfig, then commit).
+func (e *Engine) SetConfig(cfg *config.Config) error {
+	commit, err := e.PrepareConfig(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
 }
 
 // snapshot returns the current config, the cluster's config and driver, and the silencer.
-func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig, *zmy.Driver, *silencer) {
+func (e *Engine) snapshot(cluster string) (*config.Config, *config.ClusterConfig, Nodes, *silencer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cfg, e.cfg.Cluster(cluster), e.drivers[cluster], e.sil
@@ -183,15 +221,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.ctx = ctx
-	// Claims first, all of them, so that no resumed incident passes the guards without
-	// seeing the ones already remediating.
 	for _, inc := range open {
 		r := e.newRunnerLocked(inc.ID, inc.Cluster)
-		r.claimed = pastGuards(inc.Step)
 		r.step = inc.Step
-	}
-	for _, inc := range open {
-		e.startLocked(e.runners[inc.ID])
+		e.startLocked(r)
 	}
 	for _, id := range e.pending {
 		e.kickLocked(id)
@@ -206,25 +239,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.m.clusterPaused.WithLabelValues(c.Name).Set(1)
 		}
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		e.sweepOrphans(ctx)
-	}()
+	e.wg.Go(func() { e.sweepOrphans(ctx) })
+	e.wg.Go(func() { e.followLeadership(ctx) })
+	if e.scan > 0 {
+		e.wg.Go(func() { e.scanOpen(ctx) })
+	}
 	<-ctx.Done()
 	e.wg.Wait()
 	return nil
-}
-
-// pastGuards reports whether an incident at step has passed the guards (and not closed).
-func pastGuards(s incident.Step) bool {
-	switch s {
-	case incident.StepSilencing, incident.StepContaining, incident.StepSnapshotting,
-		incident.StepAwaitingRecovery, incident.StepArbitrating, incident.StepResuming,
-		incident.StepVerifying:
-		return true
-	}
-	return false
 }
 
 // Kick tells the engine an incident got a delivery. It starts the incident's goroutine unless
@@ -301,6 +323,14 @@ func (e *Engine) drive(ctx context.Context, r *runner) {
 		if !inc.Open() {
 			return
 		}
+		fence, err := e.lead.Acting(inc.Cluster)
+		if err != nil {
+			// Another replica leads the cluster (or this one may no longer): it is theirs.
+			log.Debug("not acting on the incident", "cluster", inc.Cluster, "err", err)
+			return
+		}
+		// Every journal write from here on is conditioned on still leading the cluster.
+		ctx := incident.WithFence(ctx, fence)
 		if pastGuards(inc.Step) && inc.Outcome == "" && inc.Abort == nil {
 			e.startKeeper(ctx, r)
 		}
@@ -317,6 +347,10 @@ func (e *Engine) drive(ctx context.Context, r *runner) {
 		}
 		res := e.execStep(ctx, r, inc)
 		if ctx.Err() != nil {
+			return
+		}
+		if _, err := e.lead.Acting(inc.Cluster); err != nil {
+			log.Warn("leadership lost during the step; its result is not journaled", "step", inc.Step, "err", err)
 			return
 		}
 		wait, err := e.act(ctx, r, inc, res)
@@ -337,9 +371,6 @@ func (e *Engine) track(r *runner, inc *incident.Incident) {
 	e.mu.Lock()
 	r.cluster = inc.Cluster
 	r.step = inc.Step
-	if pastGuards(inc.Step) {
-		r.claimed = true
-	}
 	e.mu.Unlock()
 	if e.config().Cluster(inc.Cluster) != nil {
 		e.m.setStep(inc.Cluster, inc.Step)
@@ -373,3 +404,104 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = 0 }
+
+func (e *Engine) breakerState(ctx context.Context, cluster string) (BreakerState, error) {
+	return e.brk.State(ctx, cluster)
+}
+
+func (e *Engine) clusterState(ctx context.Context, cluster string) (clusterState, error) {
+	return loadClusterState(ctx, e.j, cluster)
+}
+
+// actor is who this runbook is on the nodes, for incident id: the token is the journal's
+// identity, with the fencing revision of the leadership it acts under when there is one.
+func (e *Engine) actor(ctx context.Context, id string) zmy.Actor {
+	token := e.j.ID()
+	if f, ok := incident.FenceFrom(ctx); ok {
+		token = fmt.Sprintf("%s.%d", token, f.Revision)
+	}
+	return zmy.Actor{Replica: e.replica, Incident: id, Token: token}
+}
+
+// followLeadership starts the runners of a cluster this replica came to lead (its open
+// incidents resume at their journaled step, level-based) and stops those of a cluster it no
+// longer leads.
+func (e *Engine) followLeadership(ctx context.Context) {
+	ch := e.lead.Changes()
+	if ch == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cluster := <-ch:
+			if _, err := e.lead.Acting(cluster); err != nil {
+				e.stopCluster(cluster)
+				continue
+			}
+			if err := e.resumeOpen(ctx, func(inc *incident.Incident) bool { return inc.Cluster == cluster }); err != nil {
+				e.log.Error("cannot resume the incidents of a cluster this replica now leads", "cluster", cluster, "err", err)
+			}
+		}
+	}
+}
+
+// scanOpen picks up, every scan interval, open incidents journaled by another replica on a
+// cluster this one leads, and aborts requested there of incidents it runs.
+func (e *Engine) scanOpen(ctx context.Context) {
+	for sleep(ctx, e.scan, nil) {
+		if err := e.resumeOpen(ctx, func(inc *incident.Incident) bool {
+			_, err := e.lead.Acting(inc.Cluster)
+			return err == nil
+		}); err != nil {
+			e.log.Warn("cannot list open incidents", "err", err)
+		}
+	}
+}
+
+// resumeOpen starts a runner for every open incident that want selects and has none, and
+// interrupts the running step of one whose abort was journaled elsewhere.
+func (e *Engine) resumeOpen(ctx context.Context, want func(*incident.Incident) bool) error {
+	open, err := e.j.List(ctx, true)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return nil
+	}
+	for _, inc := range open {
+		if !want(inc) {
+			continue
+		}
+		r, ok := e.runners[inc.ID]
+		if !ok {
+			r = e.newRunnerLocked(inc.ID, inc.Cluster)
+			e.startLocked(r)
+			continue
+		}
+		if inc.Abort != nil && r.stageCancel != nil {
+			r.stageCancel()
+		}
+	}
+	return nil
+}
+
+// stopCluster stops the runners of a cluster this replica no longer leads; the new leader
+// resumes its incidents from the journal.
+func (e *Engine) stopCluster(cluster string) {
+	e.mu.Lock()
+	var stopped []*runner
+	for _, r := range e.runners {
+		if r.cluster == cluster {
+			r.cancel(fmt.Errorf("no longer leading cluster %s", cluster))
+			stopped = append(stopped, r)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range stopped {
+		<-r.done
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
 	"github.com/zmyorg/zmy-responder/internal/zmy"
@@ -72,6 +71,9 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("journal close of %s: %w", id, err)
+	}
+	if err := (storeClaims{j: e.j}).release(ctx, id); err != nil {
+		e.log.Warn("claim not released; the next claim prunes it", "incident", id, "err", err)
 	}
 	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
 	if e.config().Cluster(closed.Cluster) != nil {
@@ -155,10 +157,10 @@ func (e *Engine) abortReport(ctx context.Context, inc *incident.Incident) string
 	if cc == nil || drv == nil {
 		return parts[0] + "; cluster no longer configured, node state unknown"
 	}
-	timeout := time.Duration(cfg.Remediation.CommandTimeout)
+	timeout := cfg.CommandTimeout(cc)
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sc := &stageCtx{e: e, inc: inc, cfg: cfg, cluster: cc, drv: drv}
+	sc := &stageCtx{inc: inc, cfg: cfg, cluster: cc, deps: deps{driver: drv, slots: e.sem, now: e.now}}
 	states, errs := sc.raftStates(cctx, cc.Nodes, prioDiag)
 	var suspended, running, unknown []string
 	for _, n := range cc.Nodes {

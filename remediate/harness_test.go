@@ -172,6 +172,9 @@ type rig struct {
 	done   chan error
 	// wrap, when set, stands between the engine and the real prober (e.g. a gate that lies).
 	wrap func(Prober) Prober
+	// lead and scan, when set, are the engine's leadership and scan interval (replicas).
+	lead Leadership
+	scan time.Duration
 }
 
 func newRig(t testing.TB, s *simCluster, cfg *config.Config) *rig {
@@ -193,7 +196,7 @@ func (r *rig) start(t testing.TB) {
 	if r.wrap != nil {
 		p = r.wrap(p)
 	}
-	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg})
+	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg, Leadership: r.lead, Scan: r.scan})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)

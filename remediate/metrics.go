@@ -10,16 +10,6 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
-// Step results, the values of steps_total{result}.
-const (
-	resultOK      = "ok"
-	resultError   = "error"
-	resultTimeout = "timeout"
-	resultSkipped = "skipped"
-)
-
-var stepResults = []string{resultOK, resultError, resultTimeout, resultSkipped}
-
 type metrics struct {
 	incidents     *prometheus.CounterVec
 	step          *prometheus.GaugeVec
@@ -91,10 +81,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range incident.Outcomes {
 		m.incidents.WithLabelValues(string(o))
 	}
-	for _, s := range incident.Steps {
+	for _, s := range stepNames() {
 		m.stepDuration.WithLabelValues(string(s))
-		for _, r := range stepResults {
-			m.steps.WithLabelValues(string(s), r)
+		for _, r := range statuses {
+			m.steps.WithLabelValues(string(s), string(r))
 		}
 	}
 	for _, a := range silenceActions {
@@ -111,7 +101,7 @@ func (m *metrics) addClusters(cfg *config.Config) {
 			continue
 		}
 		m.knownClusters[c.Name] = true
-		for _, s := range incident.Steps {
+		for _, s := range stepNames() {
 			m.step.WithLabelValues(c.Name, string(s))
 		}
 		m.stepDeadline.WithLabelValues(c.Name)
@@ -122,7 +112,7 @@ func (m *metrics) addClusters(cfg *config.Config) {
 
 // setStep marks step as the cluster's current step ("" clears them all).
 func (m *metrics) setStep(cluster string, step incident.Step) {
-	for _, s := range incident.Steps {
+	for _, s := range stepNames() {
 		v := 0.0
 		if s == step && s != incident.StepClosed {
 			v = 1

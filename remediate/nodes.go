@@ -12,10 +12,22 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
+// Nodes is what the runbook does to a cluster's nodes; zmy.ForCluster's driver implements it.
+// Every call returns the raw run (kept as evidence; nil if nothing ran) beside the parsed
+// answer.
+type Nodes interface {
+	Suspend(ctx context.Context, node config.NodeConfig) (*zmy.RaftState, *zmy.Result, error)
+	Resume(ctx context.Context, node config.NodeConfig) (*zmy.RaftState, *zmy.Result, error)
+	RaftState(ctx context.Context, node config.NodeConfig) (*zmy.RaftState, *zmy.Result, error)
+	SnapshotSave(ctx context.Context, node config.NodeConfig, tag string) (*zmy.Snapshot, *zmy.Result, error)
+	SnapshotList(ctx context.Context, node config.NodeConfig) ([]zmy.Snapshot, *zmy.Result, error)
+	Recover(ctx context.Context, node config.NodeConfig) (*zmy.RecoverResult, *zmy.Result, error)
+}
+
 // maxOutput is how much of a command's output the incident record keeps.
 const maxOutput = 2048
 
-// record keeps one zmyctl run as evidence of the incident.
+// record keeps one node command as evidence of the incident.
 func (sc *stageCtx) record(res *zmy.Result, err error) {
 	if res == nil {
 		return
@@ -37,8 +49,8 @@ func (sc *stageCtx) record(res *zmy.Result, err error) {
 	sc.mu.Unlock()
 }
 
-// nodes returns the configured nodes with the given ids (all of them when ids is nil).
-func (sc *stageCtx) nodes(ids []string) []config.NodeConfig {
+// nodeConfigs returns the configured nodes with the given ids (all of them when ids is nil).
+func (sc *stageCtx) nodeConfigs(ids []string) []config.NodeConfig {
 	if ids == nil {
 		return sc.cluster.Nodes
 	}
@@ -68,10 +80,10 @@ func (sc *stageCtx) each(ctx context.Context, nodes []config.NodeConfig, p prior
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Go(func() {
-			err := sc.e.sem.Acquire(ctx, p)
+			err := sc.slots.Acquire(ctx, p)
 			if err == nil {
 				err = fn(ctx, n)
-				sc.e.sem.Release()
+				sc.slots.Release()
 			}
 			if err != nil {
 				mu.Lock()
@@ -86,18 +98,33 @@ func (sc *stageCtx) each(ctx context.Context, nodes []config.NodeConfig, p prior
 
 // raftStates asks every node for its raft state; unknown states are absent from the map.
 func (sc *stageCtx) raftStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]string, map[string]error) {
-	return readEach(ctx, sc, nodes, p, func(ctx context.Context, n config.NodeConfig) (string, *zmy.Result, error) {
-		st, res, err := sc.drv.RaftState(ctx, n)
+	full, errs := sc.readStates(ctx, nodes, p)
+	return roles(full), errs
+}
+
+// readStates asks every node for its whole raft state (who suspended it, the last recover).
+func (sc *stageCtx) readStates(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string]zmy.RaftState, map[string]error) {
+	return readEach(ctx, sc, nodes, p, func(ctx context.Context, n config.NodeConfig) (zmy.RaftState, *zmy.Result, error) {
+		st, res, err := sc.driver.RaftState(ctx, n)
 		if err != nil {
-			return "", res, err
+			return zmy.RaftState{}, res, err
 		}
-		return st.RaftState, res, nil
+		return *st, res, nil
 	})
+}
+
+// roles keeps the raft_state of each answer.
+func roles(states map[string]zmy.RaftState) map[string]string {
+	out := make(map[string]string, len(states))
+	for id, st := range states {
+		out[id] = st.RaftState
+	}
+	return out
 }
 
 // snapshotLists reads every node's snapshots.
 func (sc *stageCtx) snapshotLists(ctx context.Context, nodes []config.NodeConfig, p priority) (map[string][]zmy.Snapshot, map[string]error) {
-	return readEach(ctx, sc, nodes, p, sc.drv.SnapshotList)
+	return readEach(ctx, sc, nodes, p, sc.driver.SnapshotList)
 }
 
 // readEach runs a read command on every node (as each does), records every run, and returns
@@ -131,4 +158,58 @@ func describe(ids []string, errs map[string]error) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// actingNodes sends a command only while this replica may act on the cluster: a leader whose
+// lease may have expired (no keepalive answered for TTL minus a margin: a frozen host, a lost
+// network) stops commanding at once, before another replica can lead.
+type actingNodes struct {
+	Nodes
+	acting func() error
+}
+
+func (a actingNodes) Suspend(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSuspend, n, err)
+	}
+	return a.Nodes.Suspend(ctx, n)
+}
+
+func (a actingNodes) Resume(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdResume, n, err)
+	}
+	return a.Nodes.Resume(ctx, n)
+}
+
+func (a actingNodes) RaftState(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdRaftState, n, err)
+	}
+	return a.Nodes.RaftState(ctx, n)
+}
+
+func (a actingNodes) SnapshotSave(ctx context.Context, n config.NodeConfig, tag string) (*zmy.Snapshot, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSnapshotSave, n, err)
+	}
+	return a.Nodes.SnapshotSave(ctx, n, tag)
+}
+
+func (a actingNodes) SnapshotList(ctx context.Context, n config.NodeConfig) ([]zmy.Snapshot, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdSnapshotList, n, err)
+	}
+	return a.Nodes.SnapshotList(ctx, n)
+}
+
+func (a actingNodes) Recover(ctx context.Context, n config.NodeConfig) (*zmy.RecoverResult, *zmy.Result, error) {
+	if err := a.acting(); err != nil {
+		return nil, nil, notSent(zmy.CmdRecover, n, err)
+	}
+	return a.Nodes.Recover(ctx, n)
+}
+
+func notSent(command string, n config.NodeConfig, err error) error {
+	return &zmy.CommandError{Command: command, Node: n.ID, Err: fmt.Errorf("not sent: %w", err)}
 }

@@ -14,55 +14,72 @@ import (
 
 // stageAwaitingRecovery is the recovery gate (SOP-ZMY-005): network converged, etcd healthy,
 // and a human approval unless require_approval is off. It polls every gate_poll until the
-// gate_timeout deadline, then needs_human.
-func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) result {
-	g, err := sc.e.p.RecoveryGate(ctx, sc.inc.Cluster)
-	if ctx.Err() != nil {
+// step's deadline (gate_timeout), then needs_human.
+func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) Result {
+	g, err := sc.prober.RecoveryGate(ctx, sc.inc.Cluster)
+	if err == nil && g.At.IsZero() && ctx.Err() != nil {
+		// No reading at all before the deadline; a reading cut short keeps what it names
+		// (etcd endpoints, nodes whose netcheck did not answer).
 		err = ctx.Err()
 	}
-	sc.e.failpoint("awaiting_recovery:polled")
+	sc.failpoint("awaiting_recovery:polled")
 	need := requireApproval(sc.cfg, sc.cluster)
-	d, reason := decideGate(g, err, len(sc.inc.Approvals) > 0, need, sc.deadline, sc.e.now())
+	a := currentApproval(sc.inc)
+	d, reason := decideGate(g, err, a != nil, need, sc.deadline, sc.now())
 	switch d {
 	case gateOpen:
 		note := "gate open: network converged, etcd healthy"
 		if need {
-			a := sc.inc.Approvals[len(sc.inc.Approvals)-1]
 			note += fmt.Sprintf(", approved by %s (%s)", a.By, a.Reason)
 		}
-		return advance(incident.StepArbitrating, note)
+		return Done(note)
 	case gateTimeout:
-		return result{outcome: incident.OutcomeNeedsHuman, reason: reason, label: resultTimeout}
+		return CloseTimeout(incident.OutcomeNeedsHuman, reason)
 	}
-	return retry(time.Duration(sc.cfg.Remediation.GatePoll), "", "gate closed: "+reason)
+	return Requeue(time.Duration(sc.cfg.Remediation.GatePoll), "gate closed: "+reason)
 }
 
-// stageArbitrating runs `quorum recover --auto`, only once every node holds the incident's
-// snapshot (re-checked right before), and only accepts an answer naming one strict majority.
-// Anything else stops the runbook for a human: never a resume.
-func stageArbitrating(ctx context.Context, sc *stageCtx) result {
-	if t := sc.e.checkTakeover(ctx, sc); t != "" {
-		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
-	}
+// stageArbitrating runs `quorum recover --auto` (its requirements — no human took over, every
+// node still suspended by this runbook, every node holds the incident's snapshot — were re-read
+// just before) and only accepts an answer naming one strict majority. Anything else stops the
+// runbook for a human: never a resume.
+//
+// Recover is not idempotent: it is journaled as intended, with the highest term the nodes
+// reported, before it is sent. If this step finds its own intent (a restart with a recover in
+// flight), it asks the nodes whether a recover landed since, records that one, and never sends
+// a second.
+func stageArbitrating(ctx context.Context, sc *stageCtx) Result {
 	ids := sc.nodeIDs()
-	if sc.inc.SnapshotTag == "" {
-		return result{outcome: incident.OutcomeNeedsHuman, label: resultError,
-			reason: "no pre-recover snapshot tag journaled; quorum recover not run"}
+	if in, ok := sc.intent(zmy.CmdRecover); ok {
+		landed, last := recoverLanded(sc.states, in.Term)
+		switch {
+		case landed && last != nil:
+			ok, reason := decideRecover(&last.RecoverResult, nil, ids)
+			if !ok {
+				return handOver("the quorum recover sent before a restart landed, but: " + reason)
+			}
+			rr := last.RecoverResult
+			return Done("the quorum recover sent before a restart had landed: " + reason).With(func(inc *incident.Incident) {
+				inc.Recovery = &rr
+			})
+		case landed:
+			return handOver(fmt.Sprintf("a quorum recover was sent before a restart and the nodes' term moved past %d, so it landed, "+
+				"but they do not report its result (last_recover); not sent again: check the majority with zmyctl before resuming", in.Term))
+		}
+		// Not landed (the node dropped it with our dead zmyctl): sending it now is the first.
 	}
-	lists, errs := sc.snapshotLists(ctx, sc.nodes(nil), prioRecovery)
-	if missing := missingSnapshot(ids, lists, sc.inc.SnapshotTag); len(missing) > 0 {
-		return result{outcome: incident.OutcomeNeedsHuman, label: resultError, reason: fmt.Sprintf(
-			"snapshot %s not held by %s; quorum recover not run", sc.inc.SnapshotTag, describe(missing, errs))}
+	if err := sc.intend(ctx, zmy.CmdRecover, nil, highestTerm(sc.states)); err != nil {
+		return Retry(retryRead, "journal the recover intent: "+err.Error())
 	}
 	var rr *zmy.RecoverResult
 	var err error
-	for _, n := range sc.nodes(nil) {
-		if err = sc.e.sem.Acquire(ctx, prioRecovery); err != nil {
+	for _, n := range sc.nodeConfigs(nil) {
+		if err = sc.slots.Acquire(ctx, prioRecovery); err != nil {
 			break
 		}
 		var res *zmy.Result
-		rr, res, err = sc.drv.Recover(ctx, n)
-		sc.e.sem.Release()
+		rr, res, err = sc.driver.Recover(ctx, n)
+		sc.slots.Release()
 		sc.record(res, err)
 		// Only an unreachable node is worth trying another one for; any answer from a
 		// node, including a refusal, is the cluster's answer.
@@ -72,27 +89,18 @@ func stageArbitrating(ctx context.Context, sc *stageCtx) result {
 	}
 	ok, reason := decideRecover(rr, err, ids)
 	if !ok {
-		return result{outcome: incident.OutcomeNeedsHuman, reason: reason, label: resultError}
+		return handOver(reason)
 	}
-	sc.e.failpoint("arbitrating:recovered")
-	res := advance(incident.StepResuming, reason)
-	res.apply = func(inc *incident.Incident) { inc.Recovery = rr }
-	return res
+	sc.failpoint("arbitrating:recovered")
+	return Done(reason).With(func(inc *incident.Incident) { inc.Recovery = rr })
 }
 
 // stageResuming runs `raft resume` on every node still suspended — only after a successful
-// recover was journaled for this incident — and verifies none is left suspended.
-func stageResuming(ctx context.Context, sc *stageCtx) result {
-	if sc.inc.Recovery == nil {
-		// Unreachable by construction; a safety rule is worth the check.
-		return result{outcome: incident.OutcomeFailed, label: resultError,
-			reason: "refusing raft resume: no successful quorum recover journaled for this incident"}
-	}
-	if t := sc.e.checkTakeover(ctx, sc); t != "" {
-		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
-	}
+// recover was journaled for this incident (its requirement) — and verifies none is left
+// suspended.
+func stageResuming(ctx context.Context, sc *stageCtx) Result {
 	ids := sc.nodeIDs()
-	states, errs := sc.raftStates(ctx, sc.nodes(nil), prioRecovery)
+	states, errs := sc.raftStates(ctx, sc.nodeConfigs(nil), prioRecovery)
 	var todo []string
 	for _, id := range ids {
 		if s, ok := states[id]; !ok || s == zmy.StateSuspended {
@@ -100,14 +108,17 @@ func stageResuming(ctx context.Context, sc *stageCtx) result {
 		}
 	}
 	if len(todo) > 0 {
+		if err := sc.intend(ctx, zmy.CmdResume, todo, 0); err != nil {
+			return Retry(retryRead, "journal the resume intent: "+err.Error())
+		}
 		var once sync.Once
-		sc.each(ctx, sc.nodes(todo), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
-			_, res, err := sc.drv.Resume(ctx, n)
+		sc.each(ctx, sc.nodeConfigs(todo), prioRecovery, func(ctx context.Context, n config.NodeConfig) error {
+			_, res, err := sc.driver.Resume(ctx, n)
 			sc.record(res, err)
-			once.Do(func() { sc.e.failpoint("resuming:mid") })
+			once.Do(func() { sc.failpoint("resuming:mid") })
 			return err
 		})
-		states, errs = sc.raftStates(ctx, sc.nodes(todo), prioRecovery)
+		states, errs = sc.raftStates(ctx, sc.nodeConfigs(todo), prioRecovery)
 	}
 	var left []string
 	for _, id := range todo {
@@ -116,39 +127,25 @@ func stageResuming(ctx context.Context, sc *stageCtx) result {
 		}
 	}
 	if len(left) > 0 {
-		return retry(500*time.Millisecond, resultError, "still suspended or unknown: "+describe(left, errs))
+		return Retry(retryResume, "still suspended or unknown: "+describe(left, errs))
 	}
-	return advance(incident.StepVerifying, fmt.Sprintf("all %d nodes resumed", len(ids)))
+	return Done(fmt.Sprintf("all %d nodes resumed", len(ids)))
 }
 
 // stageVerifying probes again until the cluster is healthy (quorum up, one leader, shard
 // indexes equal) or verify_timeout passes.
-func stageVerifying(ctx context.Context, sc *stageCtx) result {
-	v, err := sc.e.p.Confirm(ctx, sc.inc.Cluster)
+func stageVerifying(ctx context.Context, sc *stageCtx) Result {
+	v, err := sc.prober.Confirm(ctx, sc.inc.Cluster)
 	if ctx.Err() != nil && err == nil {
 		err = ctx.Err()
 	}
-	done, outcome, reason := decideVerify(v, err, sc.deadline, sc.e.now())
+	done, outcome, reason := decideVerify(v, err, sc.deadline, sc.now())
 	if !done {
-		poll := min(time.Duration(sc.cfg.Remediation.GatePoll), time.Second)
-		return retry(poll, "", reason)
+		poll := min(time.Duration(sc.cfg.Remediation.GatePoll), maxVerifyPoll)
+		return Requeue(poll, reason)
 	}
-	res := end(outcome, reason)
 	if outcome == incident.OutcomeNeedsHuman {
-		res.label = resultTimeout
+		return CloseTimeout(outcome, reason)
 	}
-	return res
-}
-
-// checkTakeover looks for a human's silence right before a mutating step; an unreachable
-// Alertmanager does not block (the keeper keeps looking).
-func (e *Engine) checkTakeover(ctx context.Context, sc *stageCtx) string {
-	if sc.sil == nil {
-		return ""
-	}
-	f, err := sc.sil.Foreign(ctx, sc.inc)
-	if err != nil || f == nil {
-		return e.takeoverOf(sc.r)
-	}
-	return e.takeover(ctx, sc.r, sc.inc.ID, f)
+	return Close(outcome, reason)
 }

@@ -14,29 +14,45 @@ import (
 // Alertmanager says: a down Alertmanager never delays stopping the bleeding (the keeper
 // retries in the background). A human's silence seen here means a human took over before we
 // touched anything.
-func stageSilencing(ctx context.Context, sc *stageCtx) result {
+func stageSilencing(ctx context.Context, sc *stageCtx) Result {
 	started := func(inc *incident.Incident) { inc.RemediationStarted = true }
-	if sc.sil == nil {
-		res := advance(incident.StepContaining, "silencing disabled (no alertmanager.url)")
-		res.label, res.apply = resultSkipped, started
+	if sc.humans == nil {
+		res := Done("silencing disabled (no alertmanager.url)").With(started)
+		res.status = statusSkipped
 		return res
 	}
 	// All of this step's Alertmanager work shares one alertmanager.timeout: a hung
 	// Alertmanager delays containment by that much at most.
-	actx, cancel := context.WithTimeout(ctx, sc.sil.timeout)
+	actx, cancel := context.WithTimeout(ctx, time.Duration(sc.cfg.Alertmanager.Timeout))
 	defer cancel()
-	f, err := sc.sil.Foreign(actx, sc.inc)
-	if err == nil && f != nil {
-		t := sc.e.takeover(ctx, sc.r, sc.inc.ID, f)
-		return result{outcome: incident.OutcomeNeedsHuman, reason: "a human took over: " + t, label: resultSkipped}
+	if t := sc.humans.takenOver(actx, sc.inc); t != "" {
+		return TakenOver(t)
 	}
 	note := "silence in place"
-	if err := sc.e.ensureSilence(actx, sc.r, sc.sil, sc.inc.ID, false); err != nil {
+	if err := sc.humans.silence(actx, sc.inc); err != nil {
 		note = "silence not created yet, retrying in the background: " + err.Error()
 	}
-	res := advance(incident.StepContaining, note)
-	res.apply = started
-	return res
+	return Done(note).With(started)
+}
+
+// runnerHumans is the humans of one incident's runner: Alertmanager through the silencer, and
+// what the incident's silence keeper saw.
+type runnerHumans struct {
+	e   *Engine
+	r   *runner
+	sil *silencer
+}
+
+func (h runnerHumans) takenOver(ctx context.Context, inc *incident.Incident) string {
+	f, err := h.sil.Foreign(ctx, inc)
+	if err != nil || f == nil {
+		return h.e.takeoverOf(h.r) // Alertmanager unreachable: the keeper keeps looking
+	}
+	return h.e.takeover(ctx, h.r, inc.ID, f)
+}
+
+func (h runnerHumans) silence(ctx context.Context, inc *incident.Incident) error {
+	return h.e.ensureSilence(ctx, h.r, h.sil, inc.ID)
 }
 
 // silenceStatus is the incident's silence as journaled.
@@ -64,24 +80,13 @@ func currentSilence(inc *incident.Incident) silenceStatus {
 }
 
 // ensureSilence makes sure the incident has its one silence: adopt one Alertmanager already
-// has for it (created just before a crash), else create it; with extend, also push its end
-// out when extend_every has passed. Every action is journaled and counted.
-func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id string, extend bool) error {
-	r.silMu.Lock()
-	defer r.silMu.Unlock()
-	inc, err := e.j.Get(ctx, id)
-	if err != nil {
-		return fmt.Errorf("read incident %s: %w", id, err)
-	}
-	if !inc.Open() || inc.Outcome != "" || inc.Abort != nil {
-		return nil
-	}
-	st := currentSilence(inc)
-	now := e.now()
-	switch {
-	case st.ended:
-		return nil
-	case st.id == "":
+// has for it (created just before a crash), else create it. Every action is journaled and
+// counted.
+func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id string) error {
+	return e.withSilence(ctx, r, id, func(inc *incident.Incident, st silenceStatus, now time.Time) error {
+		if st.ended || st.id != "" {
+			return nil
+		}
 		found, err := sil.Find(ctx, inc.Cluster, id)
 		if err != nil {
 			e.recordSilence(ctx, id, incident.Silence{Action: silenceFailed, At: now, Error: err.Error()})
@@ -102,7 +107,17 @@ func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id
 		}
 		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceCreated, At: now, EndsAt: ends})
 		e.failpoint("silence:created")
-	case extend && now.Sub(st.lastAt) >= time.Duration(e.config().Alertmanager.ExtendEvery):
+		return nil
+	})
+}
+
+// extendSilence pushes the incident's silence end out once extend_every has passed since it
+// was created or last extended. A silence a human expired is not put back.
+func (e *Engine) extendSilence(ctx context.Context, r *runner, sil *silencer, id string) error {
+	return e.withSilence(ctx, r, id, func(_ *incident.Incident, st silenceStatus, now time.Time) error {
+		if st.ended || st.id == "" || now.Sub(st.lastAt) < time.Duration(e.config().Alertmanager.ExtendEvery) {
+			return nil
+		}
 		sid, ends, err := sil.Extend(ctx, st.id, now)
 		if errors.Is(err, errSilenceGone) {
 			// A human expired our silence: they want to be paged; don't put it back.
@@ -114,8 +129,23 @@ func (e *Engine) ensureSilence(ctx context.Context, r *runner, sil *silencer, id
 			return err
 		}
 		e.recordSilence(ctx, id, incident.Silence{ID: sid, Action: silenceExtended, At: now, EndsAt: ends})
+		return nil
+	})
+}
+
+// withSilence runs fn on the incident's journaled silence, one silence operation of the
+// incident at a time; nothing runs once the incident is closing.
+func (e *Engine) withSilence(ctx context.Context, r *runner, id string, fn func(*incident.Incident, silenceStatus, time.Time) error) error {
+	r.silMu.Lock()
+	defer r.silMu.Unlock()
+	inc, err := e.j.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read incident %s: %w", id, err)
 	}
-	return nil
+	if !inc.Open() || inc.Outcome != "" || inc.Abort != nil {
+		return nil
+	}
+	return fn(inc, currentSilence(inc), e.now())
 }
 
 // config returns the current configuration.
@@ -168,11 +198,18 @@ func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 	cluster := r.cluster
 	e.mu.Unlock()
 	for {
+		if _, err := e.lead.Acting(cluster); err != nil {
+			return // the cluster's leader keeps the silence
+		}
 		_, _, _, sil := e.snapshot(cluster)
 		every := time.Duration(e.config().Alertmanager.ExtendEvery)
 		wait := max(every, time.Millisecond)
 		if sil != nil {
-			if err := e.ensureSilence(ctx, r, sil, r.id, true); err != nil {
+			err := e.ensureSilence(ctx, r, sil, r.id)
+			if err == nil {
+				err = e.extendSilence(ctx, r, sil, r.id)
+			}
+			if err != nil {
 				wait = min(b.next(), wait)
 			} else {
 				b.reset()

@@ -78,9 +78,15 @@ func run() int {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	reload := make(chan struct{}, 1)
 	go func() {
-		for range hup {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
 			select {
 			case reload <- struct{}{}:
 			default: // a reload is already pending

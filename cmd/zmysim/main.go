@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctlArgs := ctlCmd.Arg("command", "The zmyctl command, e.g. status --quorum.").Required().Strings()
 
 	faultCmd := app.Command("fault", "Inject a fault: partition n1,n2,n3/n4,n5 | heal | kill N | restart N | "+
-		"clock N +800ms | firewall N on|off | ctl N ok|fail|hang | slow N 300ms | load R | force-write N.")
+		"clock N +800ms | firewall N on|off | ctl N ok|fail|hang | slow N 300ms [COMMAND WORDS] | load R | force-write N.")
 	faultAdmin := faultCmd.Flag("admin-address", "The simulator's control API.").Required().String()
 	faultArgs := faultCmd.Arg("fault", "The fault and its arguments.").Required().Strings()
 

@@ -33,6 +33,15 @@ func (c *Config) Cluster(name string) *ClusterConfig {
 	return nil
 }
 
+// CommandTimeout bounds one zmyctl call on the cluster: its own command_timeout, else
+// remediation.command_timeout. Detection and remediation build their drivers with it.
+func (c *Config) CommandTimeout(cc *ClusterConfig) time.Duration {
+	if cc != nil && cc.CommandTimeout > 0 {
+		return time.Duration(cc.CommandTimeout)
+	}
+	return time.Duration(c.Remediation.CommandTimeout)
+}
+
 // AuthConfig is credentials a caller must present. Empty means no authentication.
 type AuthConfig struct {
 	BearerTokenFile string           `yaml:"bearer_token_file,omitempty"`

@@ -28,13 +28,34 @@ func ParseZmyctl(argv []string) ([]*template.Template, error) {
 	return ts, nil
 }
 
-// Argv renders the cluster's zmyctl argv template for one node.
-func (c *ClusterConfig) Argv(node NodeConfig) ([]string, error) {
+// ArgvTemplate is a cluster's parsed zmyctl argv template: the one place where it is rendered
+// (the driver runs it, the plan prints it).
+type ArgvTemplate struct {
+	cluster string
+	ts      []*template.Template
+}
+
+// ParseArgv parses the cluster's zmyctl argv template.
+func (c *ClusterConfig) ParseArgv() (*ArgvTemplate, error) {
 	ts, err := ParseZmyctl(c.Zmyctl)
 	if err != nil {
 		return nil, err
 	}
-	return execArgv(ts, ZmyctlData{Node: node, Cluster: c.Name})
+	return &ArgvTemplate{cluster: c.Name, ts: ts}, nil
+}
+
+// Render executes the template for one node.
+func (a *ArgvTemplate) Render(node NodeConfig) ([]string, error) {
+	return execArgv(a.ts, ZmyctlData{Node: node, Cluster: a.cluster})
+}
+
+// Argv renders the cluster's zmyctl argv template for one node.
+func (c *ClusterConfig) Argv(node NodeConfig) ([]string, error) {
+	a, err := c.ParseArgv()
+	if err != nil {
+		return nil, err
+	}
+	return a.Render(node)
 }
 
 func execArgv(ts []*template.Template, data ZmyctlData) ([]string, error) {

@@ -1,8 +1,10 @@
 package incident
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,7 +28,7 @@ var (
 	bucketOpen      = []byte("open")      // cluster/alertname -> seq of its open incident
 	bucketLatest    = []byte("latest")    // cluster/alertname -> seq of its newest incident
 	bucketMeta      = []byte("meta")      // seq -> incidentMeta, what ingest needs without decoding
-	bucketState     = []byte("state")     // key -> JSON document (PutState)
+	bucketState     = []byte("state")     // key -> document (UpdateState)
 )
 
 // Options are the journal's collaborators and tuning. The zero value is usable.
@@ -48,6 +50,7 @@ type Options struct {
 // before the call returns.
 type Journal struct {
 	db        *bolt.DB
+	id        string
 	ingesting atomic.Int64 // Ingest calls in progress
 	now       func() time.Time
 	logger    *slog.Logger
@@ -91,19 +94,26 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	db.MaxBatchDelay = opts.BatchDelay
 	db.MaxBatchSize = opts.BatchSize
+	var id string
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketState} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		st := tx.Bucket(bucketState)
+		if v := st.Get(keyJournalID); v != nil {
+			id = string(v)
+			return nil
+		}
+		id = newJournalID()
+		return st.Put(keyJournalID, []byte(id))
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialise journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, now: opts.Now, logger: opts.Logger}
+	j := &Journal{db: db, now: opts.Now, logger: opts.Logger, id: id}
 	j.writeDu = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "zmy_responder",
 		Name:      "journal_write_duration_seconds",
@@ -120,6 +130,20 @@ func Open(path string, opts Options) (*Journal, error) {
 	j.logger.Debug("journal opened", "path", path)
 	return j, nil
 }
+
+// keyJournalID holds the journal's identity in the state bucket.
+var keyJournalID = []byte("journal/id")
+
+// newJournalID is a random identity, fixed when the journal file is created.
+func newJournalID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return "j" + hex.EncodeToString(b)
+}
+
+// ID identifies this journal: two responders with their own journals have different ones, and
+// it survives restarts. The runbook puts it in ZMY_ACTOR so nodes can tell runbooks apart.
+func (j *Journal) ID() string { return j.id }
 
 // Path is the journal file's path.
 func (j *Journal) Path() string { return j.db.Path() }
@@ -145,42 +169,51 @@ func (j *Journal) OpenCount() (int, error) {
 	return n, nil
 }
 
-// PutState durably stores v as JSON under key.
-func (j *Journal) PutState(ctx context.Context, key string, v any) error {
+// GetState returns the document stored under key, nil when there is none.
+func (j *Journal) GetState(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put state %s: %w", key, err)
+		return nil, fmt.Errorf("get state %s: %w", key, err)
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("put state %s: encode: %w", key, err)
-	}
-	defer j.observe(time.Now())
-	err = j.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketState).Put([]byte(key), data)
+	var out []byte
+	err := j.db.View(func(tx *bolt.Tx) error {
+		if data := tx.Bucket(bucketState).Get([]byte(key)); data != nil {
+			out = bytes.Clone(data) // valid only inside the transaction
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("put state %s: %w", key, err)
+		return nil, fmt.Errorf("get state %s: %w", key, err)
 	}
-	return nil
+	return out, nil
 }
 
-// GetState decodes the document stored under key into v; found is false when there is none.
-func (j *Journal) GetState(ctx context.Context, key string, v any) (found bool, err error) {
+// UpdateState durably replaces the document under key with fn's answer to the current one (nil
+// when there is none), atomically: no other write of key happens between the read and the
+// write. An error from fn aborts and is returned; a nil answer deletes the document.
+func (j *Journal) UpdateState(ctx context.Context, key string, fn func(cur []byte) ([]byte, error)) error {
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("get state %s: %w", key, err)
+		return fmt.Errorf("update state %s: %w", key, err)
 	}
-	err = j.db.View(func(tx *bolt.Tx) error {
-		data := tx.Bucket(bucketState).Get([]byte(key))
-		if data == nil {
-			return nil
+	defer j.observe(time.Now())
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		var cur []byte
+		if data := b.Get([]byte(key)); data != nil {
+			cur = bytes.Clone(data)
 		}
-		found = true
-		return json.Unmarshal(data, v)
+		next, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), next)
 	})
 	if err != nil {
-		return false, fmt.Errorf("get state %s: %w", key, err)
+		return fmt.Errorf("update state %s: %w", key, err)
 	}
-	return found, nil
+	return nil
 }
 
 func (j *Journal) observe(start time.Time) {

@@ -261,12 +261,13 @@ func route(open, latest *bolt.Bucket, d *Delivery, gk []byte) (uint64, bool) {
 
 func newIncident(seq uint64, d *Delivery, now time.Time) *Incident {
 	inc := &Incident{
-		ID:        FormatID(seq),
-		Cluster:   d.Cluster,
-		Alertname: d.Alertname,
-		Step:      StepReceived,
-		OpenedAt:  now,
-		UpdatedAt: now,
+		ID:            FormatID(seq),
+		Cluster:       d.Cluster,
+		Alertname:     d.Alertname,
+		Step:          StepReceived,
+		StepEnteredAt: now,
+		OpenedAt:      now,
+		UpdatedAt:     now,
 		Timeline: []Event{{At: now, Step: StepReceived, Message: fmt.Sprintf(
 			"opened by %s alert %s from %s (group %s)", d.Alert.Status, d.Alert.Fingerprint, d.Alert.ExternalURL, d.Alert.GroupKey)}},
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -214,16 +215,48 @@ func TestUpdate(t *testing.T) {
 func TestState(t *testing.T) {
 	ctx := t.Context()
 	j := openTest(t, t.TempDir())
-	type doc struct{ Paused bool }
-	var got doc
-	found, err := j.GetState(ctx, "cluster/east", &got)
+	got, err := j.GetState(ctx, "cluster/east")
 	require.NoError(t, err)
-	require.False(t, found)
-	require.NoError(t, j.PutState(ctx, "cluster/east", doc{Paused: true}))
-	found, err = j.GetState(ctx, "cluster/east", &got)
+	require.Nil(t, got)
+	require.NoError(t, j.UpdateState(ctx, "cluster/east", func(cur []byte) ([]byte, error) {
+		require.Nil(t, cur)
+		return []byte(`{"paused":true}`), nil
+	}))
+	got, err = j.GetState(ctx, "cluster/east")
 	require.NoError(t, err)
-	require.True(t, found)
-	require.True(t, got.Paused)
+	require.JSONEq(t, `{"paused":true}`, string(got))
+
+	// An error from fn leaves the document as it was; nil deletes it.
+	require.ErrorIs(t, j.UpdateState(ctx, "cluster/east", func([]byte) ([]byte, error) { return nil, ErrConflict }), ErrConflict)
+	got, err = j.GetState(ctx, "cluster/east")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"paused":true}`, string(got))
+	require.NoError(t, j.UpdateState(ctx, "cluster/east", func([]byte) ([]byte, error) { return nil, nil }))
+	got, err = j.GetState(ctx, "cluster/east")
+	require.NoError(t, err)
+	require.Nil(t, got)
+}
+
+// Concurrent read-modify-writes of one document lose nothing: each sees the previous answer.
+func TestStateUpdatesAreAtomic(t *testing.T) {
+	ctx := t.Context()
+	j := openTest(t, t.TempDir())
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			require.NoError(t, j.UpdateState(ctx, "counter", func(cur []byte) ([]byte, error) {
+				n := 0
+				if cur != nil {
+					n, _ = strconv.Atoi(string(cur))
+				}
+				return []byte(strconv.Itoa(n + 1)), nil
+			}))
+		})
+	}
+	wg.Wait()
+	got, err := j.GetState(ctx, "counter")
+	require.NoError(t, err)
+	require.Equal(t, "20", string(got))
 }
 
 // TestConcurrentIngest is the Alertmanager HA case: replicas and retries deliver the same groups
@@ -327,4 +360,18 @@ func TestIngestLeavesRecordAlone(t *testing.T) {
 	res, err := j.Ingest(ctx, []Delivery{delivery("east", "ccc", "firing", t0)})
 	require.NoError(t, err)
 	require.Equal(t, IngestResult{"inc-000001", false, true}, res[0])
+}
+
+// A journal keeps its identity across reopenings; another file has another one.
+func TestJournalID(t *testing.T) {
+	dir := t.TempDir()
+	j := openTest(t, dir)
+	id := j.ID()
+	require.Regexp(t, `^j[0-9a-f]{12}$`, id)
+	require.NoError(t, j.Close())
+	again, err := Open(dir, Options{})
+	require.NoError(t, err)
+	defer again.Close()
+	require.Equal(t, id, again.ID())
+	require.NotEqual(t, id, openTest(t, t.TempDir()).ID())
 }

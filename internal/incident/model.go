@@ -26,10 +26,6 @@ const (
 	StepClosed           Step = "closed" // terminal; Outcome says how it ended
 )
 
-// Steps lists every step in order; metrics pre-create their label values from it.
-var Steps = []Step{StepReceived, StepConfirming, StepGuarding, StepSilencing, StepContaining,
-	StepSnapshotting, StepAwaitingRecovery, StepArbitrating, StepResuming, StepVerifying, StepClosed}
-
 // Outcome is how a closed incident ended.
 type Outcome string
 
@@ -57,15 +53,19 @@ var Outcomes = []Outcome{OutcomeRecovered, OutcomeNotConfirmed, OutcomeInconclus
 // Incident is one (cluster, alertname) problem while it is open. Duplicate deliveries attach
 // to it; it is closed once Outcome is set and Step is StepClosed.
 type Incident struct {
-	ID        string     `json:"id"` // "inc-000001", from the journal's sequence
-	Cluster   string     `json:"cluster"`
-	Alertname string     `json:"alertname"`
-	Step      Step       `json:"step"`
-	Outcome   Outcome    `json:"outcome,omitempty"`
-	Reason    string     `json:"reason,omitempty"` // why it ended as it did, one sentence
-	OpenedAt  time.Time  `json:"opened_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	ClosedAt  *time.Time `json:"closed_at,omitempty"`
+	ID        string `json:"id"` // "inc-000001", from the journal's sequence
+	Cluster   string `json:"cluster"`
+	Alertname string `json:"alertname"`
+	Step      Step   `json:"step"`
+	// StepEnteredAt is when the incident entered Step, and StepDeadline when that step runs out
+	// of time; both are journaled with the transition so a restart keeps the same deadline.
+	StepEnteredAt time.Time  `json:"step_entered_at,omitzero"`
+	StepDeadline  *time.Time `json:"step_deadline,omitempty"`
+	Outcome       Outcome    `json:"outcome,omitempty"`
+	Reason        string     `json:"reason,omitempty"` // why it ended as it did, one sentence
+	OpenedAt      time.Time  `json:"opened_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	ClosedAt      *time.Time `json:"closed_at,omitempty"`
 
 	Alerts          []AlertRecord `json:"alerts"`
 	TruncatedAlerts int           `json:"truncated_alerts,omitempty"` // sum of truncatedAlerts seen
@@ -76,6 +76,7 @@ type Incident struct {
 	Timeline    []Event            `json:"timeline"`
 	Commands    []Command          `json:"commands,omitempty"`
 	Silences    []Silence          `json:"silences,omitempty"`
+	Intents     []Intent           `json:"intents,omitempty"`
 	Approvals   []Approval         `json:"approvals,omitempty"`
 	Abort       *Approval          `json:"abort,omitempty"`
 	SnapshotTag string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
@@ -85,6 +86,11 @@ type Incident struct {
 	// open-incident dedup it makes remediation happen at most once per incident.
 	RemediationStarted bool       `json:"remediation_started"`
 	ContainedAt        *time.Time `json:"contained_at,omitempty"`
+	// Recontained counts the times a node was found writable again after containment and the
+	// runbook went back to contain it (at most once; the second time is for a human).
+	Recontained int `json:"recontained,omitempty"`
+	// RecontainedAt is when it last did: approvals given before it approved another world.
+	RecontainedAt *time.Time `json:"recontained_at,omitempty"`
 }
 
 // Open reports whether the incident is not yet closed.
@@ -124,6 +130,19 @@ type Command struct {
 	Exit     int           `json:"exit"`
 	Output   string        `json:"output,omitempty"` // capped excerpt
 	Error    string        `json:"error,omitempty"`
+}
+
+// Intent is a mutation journaled right before it is sent to the nodes. After a crash the
+// runbook finds it, knows the mutation may have landed, and asks the nodes before sending it
+// again: a mutation runs at most once per node, whatever the number of restarts.
+type Intent struct {
+	Step    Step      `json:"step"`
+	Command string    `json:"command"` // suspend, snapshot_save, recover, resume (zmy command names)
+	Nodes   []string  `json:"nodes"`
+	At      time.Time `json:"at"`
+	// Term is, for recover, the highest raft term the nodes reported right before it was sent:
+	// a recover reported with a higher term landed.
+	Term uint64 `json:"term,omitempty"`
 }
 
 // Silence is one Alertmanager silence action taken for the incident.

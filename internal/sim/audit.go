@@ -17,16 +17,18 @@ type AuditEntry struct {
 	Time     time.Time     `json:"time"`
 	Node     string        `json:"node"`
 	Args     []string      `json:"args"`
+	Actor    string        `json:"actor,omitempty"` // the caller's ZMY_ACTOR
 	Exit     int           `json:"exit"`
 	Output   string        `json:"output"` // capped excerpt of stdout and stderr
 	Duration time.Duration `json:"duration_ns"`
 }
 
-func (c *Cluster) record(node string, args []string, start time.Time, exit int, output string) {
+func (c *Cluster) record(node string, req execRequest, start time.Time, exit int, output string) {
 	if len(output) > auditOutputMax {
 		output = output[:auditOutputMax] + "…"
 	}
-	e := AuditEntry{Time: start, Node: node, Args: slices.Clone(args), Exit: exit, Output: output, Duration: time.Since(start)}
+	e := AuditEntry{Time: start, Node: node, Args: slices.Clone(req.Args), Actor: req.Actor, Exit: exit,
+		Output: output, Duration: time.Since(start)}
 	c.mu.Lock()
 	c.audit = append(c.audit, e)
 	c.mu.Unlock()

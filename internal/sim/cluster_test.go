@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -251,10 +252,15 @@ func TestRunbookThroughCtl(t *testing.T) {
 	waitFor(t, 5*time.Second, "minority writes", func() bool {
 		return scrape(t, c.endpoint("n4").MetricsURL)[zmy.MetricWritesTotal].get("result=accepted") > 10
 	})
+	t.Setenv(zmy.ActorEnv, "r1/inc-000001/j1") // ctl forwards its caller's ZMY_ACTOR
 	all("raft", "suspend", "--force")
 	for _, id := range ids {
-		require.Equal(t, zmy.StateSuspended, ctlJSON[zmy.RaftState](t, c, id, "raft", "state").RaftState)
+		st := ctlJSON[zmy.RaftState](t, c, id, "raft", "state")
+		require.Equal(t, zmy.StateSuspended, st.RaftState)
+		require.Equal(t, "r1/inc-000001/j1", st.SuspendedBy)
 	}
+	a := c.Audit()
+	require.Equal(t, "r1/inc-000001/j1", a[len(a)-1].Actor, "the audit names the actor")
 	waitFor(t, 5*time.Second, "writes rejected", func() bool {
 		return scrape(t, c.endpoint("n5").MetricsURL)[zmy.MetricWritesTotal].get("result=rejected") > 0
 	})
@@ -265,6 +271,10 @@ func TestRunbookThroughCtl(t *testing.T) {
 	rec := ctlJSON[zmy.RecoverResult](t, c, "n5", "quorum", "recover", "--auto")
 	require.Equal(t, []string{"n1", "n2", "n3"}, rec.Majority)
 	require.Positive(t, rec.Discarded)
+	last := ctlJSON[zmy.RaftState](t, c, "n1", "raft", "state").LastRecover
+	require.NotNil(t, last, "every node reports the last recover")
+	require.Equal(t, rec, last.RecoverResult)
+	require.Equal(t, "r1/inc-000001/j1", last.Actor)
 	all("raft", "resume")
 	waitFor(t, 5*time.Second, "one leader, equal indexes, writes continue", func() bool {
 		leaders := map[string]bool{}
@@ -397,6 +407,48 @@ func TestCtlFaults(t *testing.T) {
 	r = ctl(t.Context(), c, "n2", "raft", "state")
 	require.Equal(t, 0, r.exit, r.stderr)
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.NoError(t, c.Fault([]string{"slow", "n2", "0s"}))
+
+	// Slowness of one command only: other commands answer at once. The command waiting is
+	// listed in flight, and a caller that goes away cancels it: it is never applied.
+	require.NoError(t, c.Fault([]string{"slow", "n2", "1m", "raft", "suspend"}))
+	r = ctl(t.Context(), c, "n2", "raft", "state")
+	require.Equal(t, 0, r.exit, r.stderr)
+	// The caller is a plain HTTP client here, so that cancelling it closes its connection as a
+	// killed zmyctl's would (the in-process ctl reads without watching its context).
+	sctx, scancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		body, _ := json.Marshal(execRequest{Args: []string{"raft", "suspend", "--force"}})
+		req, err := http.NewRequestWithContext(sctx, http.MethodPost, c.endpoint("n2").Admin+"/admin/v1/exec", bytes.NewReader(body))
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		done <- err
+	}()
+	waitFor(t, 5*time.Second, "the suspend is in flight", func() bool {
+		for _, n := range c.Nodes() {
+			if n.ID == "n2" && slices.Contains(n.InFlight, "raft suspend") {
+				return true
+			}
+		}
+		return false
+	})
+	scancel()
+	<-done
+	waitFor(t, 5*time.Second, "the abandoned suspend is audited", func() bool {
+		a := c.Audit()
+		return a[len(a)-1].Exit == ExitNoAnswer && slices.Contains(a[len(a)-1].Args, "suspend")
+	})
+	for _, n := range c.Nodes() {
+		if n.ID == "n2" {
+			require.NotEqual(t, "suspended", n.Role, "an abandoned command is never applied")
+			require.Empty(t, n.InFlight)
+		}
+	}
 	require.NoError(t, c.Fault([]string{"slow", "n2", "0s"}))
 	require.ErrorContains(t, c.Fault([]string{"ctl", "n2", "sometimes"}), "ok, fail or hang")
 	require.ErrorContains(t, c.Fault([]string{"explode"}), "unknown fault")

@@ -85,8 +85,8 @@ func parseCommand(args []string) (command, error) {
 	return c, nil
 }
 
-// exec runs one zmyctl command on node i and renders what zmyctl would print.
-func (c *Cluster) exec(i int, args []string) execResponse {
+// exec runs one zmyctl command on node i on behalf of actor and renders what zmyctl would print.
+func (c *Cluster) exec(i int, args []string, actor string) execResponse {
 	cmd, err := parseCommand(args)
 	if err != nil {
 		return usage(err.Error())
@@ -112,7 +112,7 @@ func (c *Cluster) exec(i int, args []string) execResponse {
 		if !cmd.force {
 			return usage("raft suspend needs --force")
 		}
-		m.suspend(i)
+		m.suspend(i, actor)
 		st := c.reportState(i)
 		return render(cmd.json, st, fmt.Sprintf("suspended node=%s\n", id))
 
@@ -141,7 +141,7 @@ func (c *Cluster) exec(i int, args []string) execResponse {
 		if !cmd.auto {
 			return usage("quorum recover needs --auto")
 		}
-		res, err := m.recover(now)
+		res, err := m.recover(now, actor)
 		switch {
 		case errors.Is(err, ErrNotConverged):
 			return failure(zmy.ExitNotConverged, err)
@@ -198,4 +198,14 @@ func usage(msg string) execResponse {
 
 func failure(code int, err error) execResponse {
 	return execResponse{Exit: code, Stderr: "error: " + err.Error() + "\n"}
+}
+
+// commandWords is a command's words without its flags: "snapshot save" for
+// `snapshot save --tag T -o json`; the raw arguments when they do not parse.
+func commandWords(args []string) string {
+	c, err := parseCommand(args)
+	if err != nil {
+		return strings.Join(args, " ")
+	}
+	return strings.Join(c.words, " ")
 }

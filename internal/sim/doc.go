@@ -20,5 +20,11 @@
 //     the one strict majority's log becomes every node's log; nodes stay suspended.
 //   - A partition episode starts when the network splits and ends when it is whole again with
 //     nothing suspended (after recover+resume, or at once if nothing was ever suspended). The
-//     invariants (invariants.go) are judged per episode.
+//     invariants (invariants.go) are judged per episode; a second successful recover in one
+//     episode is one of them.
+//   - Every admin command carries its caller's ZMY_ACTOR: the audit log records it, `raft state`
+//     reports who suspended a node (suspended_by) and the cluster's last recover (last_recover),
+//     so a responder can tell its own mutations from someone else's and learn whether a recover
+//     it sent before crashing landed. A command the node has not applied yet (injected
+//     slowness) is dropped when its caller goes away.
 package sim

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,11 +52,15 @@ func (c *Cluster) SetCtl(id, mode string) error {
 }
 
 // SetSlow delays every admin answer of the node by d (0 to stop).
-func (c *Cluster) SetSlow(id string, d time.Duration) error {
+func (c *Cluster) SetSlow(id string, d time.Duration) error { return c.SetSlowCommand(id, d, "") }
+
+// SetSlowCommand delays the node's answers to one command by d (its words, e.g. "snapshot
+// save"; "" for every command). A caller that goes away meanwhile cancels the command.
+func (c *Cluster) SetSlowCommand(id string, d time.Duration, words string) error {
 	if d < 0 {
 		return fmt.Errorf("slow %s: delay must not be negative", id)
 	}
-	return c.onNode(id, func(n *nodeState) { n.slow = d })
+	return c.onNode(id, func(n *nodeState) { n.slow, n.slowCmd = d, words })
 }
 
 // SetLoad sets the write rate across the cluster, in writes per second; 0 pauses writes.
@@ -154,14 +159,14 @@ func (c *Cluster) Fault(args []string) error {
 		}
 		return c.SetCtl(args[1], args[2])
 	case "slow":
-		if err := want(2, "NODE 300ms"); err != nil {
-			return err
+		if len(args) < 3 {
+			return fmt.Errorf("usage: slow NODE 300ms [COMMAND WORDS, e.g. snapshot save]")
 		}
 		d, err := time.ParseDuration(args[2])
 		if err != nil {
 			return fmt.Errorf("slow %s: %w", args[1], err)
 		}
-		return c.SetSlow(args[1], d)
+		return c.SetSlowCommand(args[1], d, strings.Join(args[3:], " "))
 	case "load":
 		if err := want(1, "WRITES_PER_SECOND"); err != nil {
 			return err
@@ -178,15 +183,18 @@ func (c *Cluster) Fault(args []string) error {
 // NodeInfo is one node's endpoints and current state, as `zmysim nodes` prints it.
 type NodeInfo struct {
 	NodeEndpoints
-	Role     string            `json:"role"` // leader, follower, candidate, suspended, killed
-	Term     uint64            `json:"term"`
-	LeaderID string            `json:"leader_id"`
-	Quorum   bool              `json:"quorum"`
-	Firewall bool              `json:"firewall"`
-	PeerOpen bool              `json:"peer_open"`
-	Clock    string            `json:"clock_skew"`
-	Ctl      string            `json:"ctl"`
-	Slow     string            `json:"slow,omitempty"`
+	Role     string `json:"role"` // leader, follower, candidate, suspended, killed
+	Term     uint64 `json:"term"`
+	LeaderID string `json:"leader_id"`
+	Quorum   bool   `json:"quorum"`
+	Firewall bool   `json:"firewall"`
+	PeerOpen bool   `json:"peer_open"`
+	Clock    string `json:"clock_skew"`
+	Ctl      string `json:"ctl"`
+	Slow     string `json:"slow,omitempty"`
+	SlowCmd  string `json:"slow_command,omitempty"` // the command Slow applies to; all when empty
+	// InFlight lists the admin commands the node received and has not answered yet.
+	InFlight []string          `json:"in_flight,omitempty"`
 	Shards   map[string]uint64 `json:"shards"`
 	Entries  int               `json:"entries"`
 	Accepted uint64            `json:"writes_accepted"`
@@ -224,8 +232,9 @@ func (c *Cluster) Nodes() []NodeInfo {
 			Snapshots:     append([]string(nil), n.snapOrder...),
 		}
 		if n.slow > 0 {
-			info.Slow = n.slow.String()
+			info.Slow, info.SlowCmd = n.slow.String(), n.slowCmd
 		}
+		info.InFlight = slices.Clone(n.inFlight)
 		if !n.killed {
 			info.Role, info.LeaderID = m.raftState(i)
 			info.Quorum = m.quorum(i)

@@ -18,6 +18,9 @@ const (
 	KindRecoverBeforeSnapshot = "recover_before_snapshot"
 	// KindRecoverWhileWritable: a quorum recover while some live node was not suspended.
 	KindRecoverWhileWritable = "recover_while_writable"
+	// KindRepeatedRecover: a second successful quorum recover in one partition episode (a
+	// responder that did not know its first one landed).
+	KindRepeatedRecover = "repeated_recover"
 	// KindDiscardedUnsnapshotted: recovery discarded entries of a node that no snapshot of
 	// that node holds.
 	KindDiscardedUnsnapshotted = "discarded_entry_unsnapshotted"

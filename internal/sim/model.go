@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
 // nodeState is one node of the model. Every field is guarded by the cluster's mutex.
@@ -16,7 +18,9 @@ type nodeState struct {
 	// suspendReported is set once an answer told a caller the node is suspended; a write the
 	// node accepts from then until it resumes is a write_after_suspend violation.
 	suspendReported bool
-	firewall        bool
+	// suspendedBy is the actor (ZMY_ACTOR) of the suspend that suspended the node.
+	suspendedBy string
+	firewall    bool
 
 	term   uint64
 	leader int // index of the leader this node follows (itself when leading); -1 for none
@@ -27,7 +31,10 @@ type nodeState struct {
 
 	skew    time.Duration // clock offset added to real time
 	ctlMode string        // ctlOK, ctlFail, ctlHang
-	slow    time.Duration // delay before every admin answer
+	slow    time.Duration // delay before every admin answer (of slowCmd's command only, if set)
+	slowCmd string        // command words the delay applies to, e.g. "snapshot save"; "" for all
+	// inFlight lists the admin commands received and not answered yet, by their words.
+	inFlight []string
 
 	accepted, rejected uint64
 	// overwritten counts this node's entries lost because it took another leader's log
@@ -62,8 +69,10 @@ type model struct {
 	// lastGroups is the most recent split of the network into groups, kept through heal so
 	// that quorum recover can arbitrate after the network converged.
 	lastGroups [][]int
-	episode    *episode
-	episodes   int
+	// lastRecover is the cluster's latest successful quorum recover, as every node reports it.
+	lastRecover *zmy.LastRecover
+	episode     *episode
+	episodes    int
 
 	violations []Violation
 }

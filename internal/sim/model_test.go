@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func (tm *testModel) idx(id string) int {
 
 func (tm *testModel) suspendAll() {
 	for i := range tm.m.nodes {
-		tm.m.suspend(i)
+		tm.m.suspend(i, "")
 		tm.m.nodes[i].suspendReported = true
 	}
 }
@@ -166,7 +167,7 @@ func TestRecoverRefuses(t *testing.T) {
 				tm.heal()
 			}
 			before := tm.m.nodes[0].term
-			_, err := tm.m.recover(tm.now)
+			_, err := tm.m.recover(tm.now, "")
 			require.ErrorIs(t, err, tc.want)
 			require.Equal(t, before, tm.m.nodes[0].term, "a refused recover changes nothing")
 		})
@@ -179,7 +180,7 @@ func TestRecoverRefusesWhileFirewalled(t *testing.T) {
 	tm.m.nodes[tm.idx("n4")].firewall = true
 	tm.m.recomputeTopology(tm.now)
 	tm.settle()
-	_, err := tm.m.recover(tm.now)
+	_, err := tm.m.recover(tm.now, "")
 	require.ErrorIs(t, err, ErrNotConverged)
 }
 
@@ -217,7 +218,7 @@ func TestRightRunbookRecovers(t *testing.T) {
 	tm.writes(10) // refused everywhere
 	tm.snapshotAll("pre-recover-100")
 	tm.heal()
-	res, err := tm.m.recover(tm.now)
+	res, err := tm.m.recover(tm.now, "")
 	require.NoError(t, err)
 	require.Equal(t, []string{"n1", "n2", "n3"}, res.Majority)
 	require.Equal(t, "n1", res.Leader)
@@ -262,7 +263,7 @@ func TestWrongRunbooksAreCaught(t *testing.T) {
 		steps: func(tm *testModel) {
 			tm.suspendAll()
 			tm.heal()
-			_, err := tm.m.recover(tm.now)
+			_, err := tm.m.recover(tm.now, "")
 			require.NoError(tm.t, err)
 		},
 		want: []string{KindRecoverBeforeSnapshot, KindDiscardedUnsnapshotted},
@@ -270,11 +271,11 @@ func TestWrongRunbooksAreCaught(t *testing.T) {
 		name: "recover with a node unsuspended",
 		steps: func(tm *testModel) {
 			for _, id := range []string{"n1", "n2", "n3", "n4"} {
-				tm.m.suspend(tm.idx(id))
+				tm.m.suspend(tm.idx(id), "")
 			}
 			tm.snapshotAll("pre-recover-1")
 			tm.heal()
-			_, err := tm.m.recover(tm.now)
+			_, err := tm.m.recover(tm.now, "")
 			require.NoError(tm.t, err)
 		},
 		want: []string{KindRecoverWhileWritable},
@@ -284,7 +285,7 @@ func TestWrongRunbooksAreCaught(t *testing.T) {
 			tm.suspendAll()
 			tm.snapshotAll("nightly")
 			tm.heal()
-			_, err := tm.m.recover(tm.now)
+			_, err := tm.m.recover(tm.now, "")
 			require.NoError(tm.t, err)
 		},
 		want: []string{KindRecoverBeforeSnapshot},
@@ -373,4 +374,36 @@ func TestCommonPrefix(t *testing.T) {
 
 func TestErrorsAreDistinct(t *testing.T) {
 	require.False(t, errors.Is(ErrNotConverged, ErrNoUniqueMajority))
+}
+
+// A second successful recover in one episode is a violation (a responder that did not know its
+// first one landed), and every node reports the last recover and who suspended it.
+func TestRepeatedRecoverIsAViolation(t *testing.T) {
+	tm := newTestModel(t, 5)
+	tm.settle()
+	tm.partition("n1,n2,n3/n4,n5")
+	tm.writes(30)
+	for i := range tm.m.nodes {
+		tm.m.suspend(i, "r1/inc-000001/j1")
+	}
+	tm.m.suspend(0, "r2/inc-000007/j2") // already suspended: the first actor stays
+	require.Equal(t, "r1/inc-000001/j1", tm.m.state(0).SuspendedBy)
+	tm.snapshotAll("pre-recover-100")
+	tm.heal()
+	first, err := tm.m.recover(tm.now, "r1/inc-000001/j1")
+	require.NoError(t, err)
+	require.Empty(t, tm.m.violations)
+	st := tm.m.state(3)
+	require.NotNil(t, st.LastRecover)
+	require.Equal(t, first, st.LastRecover.RecoverResult)
+	require.Equal(t, "r1/inc-000001/j1", st.LastRecover.Actor)
+
+	_, err = tm.m.recover(tm.now, "r1/inc-000001/j1")
+	require.NoError(t, err)
+	require.Len(t, tm.m.violations, 1)
+	require.Equal(t, KindRepeatedRecover, tm.m.violations[0].Kind)
+	require.Contains(t, tm.m.violations[0].Detail, fmt.Sprintf("term %d", first.Term))
+
+	tm.m.resume(0, tm.now)
+	require.Empty(t, tm.m.state(0).SuspendedBy, "a resumed node is suspended by nobody")
 }

@@ -29,11 +29,20 @@ func (m *model) quorumStatus(i int) zmy.QuorumStatus {
 
 func (m *model) state(i int) zmy.RaftState {
 	st, leaderID := m.raftState(i)
-	return zmy.RaftState{Node: m.nodes[i].id, RaftState: st, Term: m.nodes[i].term, LeaderID: leaderID}
+	n := m.nodes[i]
+	out := zmy.RaftState{Node: n.id, RaftState: st, Term: n.term, LeaderID: leaderID, LastRecover: m.lastRecover}
+	if n.suspended {
+		out.SuspendedBy = n.suspendedBy
+	}
+	return out
 }
 
-// suspend stops node i from accepting proposals. It keeps serving reads and metrics.
-func (m *model) suspend(i int) {
+// suspend stops node i from accepting proposals. It keeps serving reads and metrics. The
+// first suspend names who suspended the node; a repeated one changes nothing.
+func (m *model) suspend(i int, actor string) {
+	if !m.nodes[i].suspended {
+		m.nodes[i].suspendedBy = actor
+	}
 	m.nodes[i].suspended = true
 	if m.episode != nil {
 		m.episode.suspendSeen = true
@@ -51,6 +60,7 @@ func (m *model) resume(i int, now time.Time) {
 	}
 	n.suspended = false
 	n.suspendReported = false
+	n.suspendedBy = ""
 	m.step(now)
 }
 
@@ -96,7 +106,7 @@ func (m *model) shardMap(counts []uint64) map[string]uint64 {
 // partition holds a strict majority; then the majority's most up-to-date log becomes every
 // node's log, the minority's divergent entries are discarded, and one majority node leads in
 // a new term. Nodes stay suspended: resuming is a separate step.
-func (m *model) recover(now time.Time) (zmy.RecoverResult, error) {
+func (m *model) recover(now time.Time, actor string) (zmy.RecoverResult, error) {
 	m.checkRecover(now)
 	if m.split() {
 		return zmy.RecoverResult{}, fmt.Errorf("%w: groups %s are still cut off from each other",
@@ -117,6 +127,12 @@ func (m *model) recover(now time.Time) (zmy.RecoverResult, error) {
 			ErrNoUniqueMajority, m.groupsString(groups), len(m.nodes)/2, len(m.nodes))
 	}
 
+	if m.episode != nil && m.episode.recovered {
+		prev := m.lastRecover
+		m.violate(now, KindRepeatedRecover, m.nodes[majority[0]].id, fmt.Sprintf(
+			"a second quorum recover in this partition episode (the first: term %d at %s by %q)",
+			prev.Term, prev.At.UTC().Format(time.RFC3339Nano), prev.Actor))
+	}
 	lead := majority[0]
 	var term uint64
 	for _, i := range majority {
@@ -157,12 +173,14 @@ func (m *model) recover(now time.Time) (zmy.RecoverResult, error) {
 		m.episode.recovered = true
 	}
 	m.step(now)
-	return zmy.RecoverResult{
+	res := zmy.RecoverResult{
 		Majority:  slicesMap(majority, func(i int) string { return m.nodes[i].id }),
 		Leader:    m.nodes[lead].id,
 		Term:      term,
 		Discarded: len(discarded),
-	}, nil
+	}
+	m.lastRecover = &zmy.LastRecover{RecoverResult: res, At: now, Actor: actor}
+	return res, nil
 }
 
 func (m *model) all() []int {

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/zmyorg/zmy-responder/internal/simctl"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/simctl"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -224,17 +226,32 @@ func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "decode command: " + err.Error()})
 		return
 	}
+	words := commandWords(req.Args)
 	s.c.mu.Lock()
-	mode, slow := s.c.m.nodes[s.idx].ctlMode, s.c.m.nodes[s.idx].slow
+	n := s.c.m.nodes[s.idx]
+	mode, slow := n.ctlMode, n.slow
+	if n.slowCmd != "" && n.slowCmd != words {
+		slow = 0
+	}
+	n.inFlight = append(n.inFlight, words)
 	s.c.mu.Unlock()
+	defer func() {
+		s.c.mu.Lock()
+		if k := slices.Index(n.inFlight, words); k >= 0 {
+			n.inFlight = slices.Delete(n.inFlight, k, k+1)
+		}
+		s.c.mu.Unlock()
+	}()
 
 	if slow > 0 {
+		// A node that has not applied a command yet drops it when its caller goes away, as an
+		// admin API that checks its request's context would.
 		t := time.NewTimer(slow)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			s.c.record(s.id, req.Args, start, ExitNoAnswer, "caller gave up during injected slowness")
+			s.c.record(s.id, req, start, ExitNoAnswer, "caller gave up during injected slowness")
 			return
 		}
 	}
@@ -242,15 +259,15 @@ func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {
 	case ctlHang:
 		// Answer nothing until the caller (or the node's death) ends the request.
 		<-r.Context().Done()
-		s.c.record(s.id, req.Args, start, ExitNoAnswer, "injected hang: no answer")
+		s.c.record(s.id, req, start, ExitNoAnswer, "injected hang: no answer")
 		return
 	case ctlFail:
-		s.c.record(s.id, req.Args, start, 1, "error: injected failure")
+		s.c.record(s.id, req, start, 1, "error: injected failure")
 		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: "injected failure"})
 		return
 	}
-	res := s.c.exec(s.idx, req.Args)
-	s.c.record(s.id, req.Args, start, res.Exit, res.Stdout+res.Stderr)
+	res := s.c.exec(s.idx, req.Args, req.Actor)
+	s.c.record(s.id, req, start, res.Exit, res.Stdout+res.Stderr)
 	writeJSON(w, http.StatusOK, res)
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -29,9 +30,14 @@ const HTTPTimeout = 5 * time.Minute
 // maxAnswer bounds what ctl reads from a node.
 const maxAnswer = 16 << 20
 
+// ActorEnv is the environment variable naming who runs the command (internal/zmy.ActorEnv; a
+// test checks they are equal). ctl forwards it so the node's audit log can attribute commands.
+const ActorEnv = "ZMY_ACTOR"
+
 // Request is what ctl posts to /admin/v1/exec.
 type Request struct {
-	Args []string `json:"args"`
+	Args  []string `json:"args"`
+	Actor string   `json:"actor,omitempty"` // ZMY_ACTOR of the caller
 }
 
 // Response is the node's answer: what zmyctl prints and its exit code.
@@ -46,9 +52,9 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 }
 
-// Run is `zmysim ctl --endpoint URL <args…>`: it sends the command to the node's admin API,
-// prints what the node answered and returns zmyctl's exit code.
-func Run(ctx context.Context, endpoint string, args []string, stdout, stderr io.Writer) int {
+// Run is `zmysim ctl --endpoint URL <args…>`: it sends the command to the node's admin API on
+// behalf of actor (may be empty), prints what the node answered and returns zmyctl's exit code.
+func Run(ctx context.Context, endpoint, actor string, args []string, stdout, stderr io.Writer) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "error: "+format+"\n", a...)
 		return code
@@ -63,7 +69,7 @@ func Run(ctx context.Context, endpoint string, args []string, stdout, stderr io.
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	body, err := json.Marshal(Request{Args: args})
+	body, err := json.Marshal(Request{Args: args, Actor: actor})
 	if err != nil {
 		return fail(exitError, "encode command: %v", err)
 	}
@@ -92,7 +98,8 @@ func Run(ctx context.Context, endpoint string, args []string, stdout, stderr io.
 }
 
 // Main parses `[--endpoint URL] [-o json] <command words…>` (flags anywhere, as zmyctl takes
-// them) and runs the command. It is the whole of the lean `zmysimctl` binary.
+// them) and runs the command on behalf of $ZMY_ACTOR. It is the whole of the lean `zmysimctl`
+// binary.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var endpoint, output string
 	var words []string
@@ -121,5 +128,5 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if output != "" {
 		words = append(words, "-o", output)
 	}
-	return Run(ctx, endpoint, words, stdout, stderr)
+	return Run(ctx, endpoint, os.Getenv(ActorEnv), words, stdout, stderr)
 }

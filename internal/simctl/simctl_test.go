@@ -21,6 +21,7 @@ func TestExitCodesMatchTheContract(t *testing.T) {
 	require.Equal(t, zmy.ExitError, exitError)
 	require.Equal(t, zmy.ExitUsage, exitUsage)
 	require.Equal(t, zmy.ExitUnreachable, exitUnreachable)
+	require.Equal(t, zmy.ActorEnv, ActorEnv)
 }
 
 func TestMainForwardsWordsAndFlags(t *testing.T) {
@@ -31,6 +32,7 @@ func TestMainForwardsWordsAndFlags(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(Response{Exit: 4, Stdout: "out\n", Stderr: "err\n"})
 	}))
 	defer srv.Close()
+	t.Setenv(ActorEnv, "r1/inc-000001/j1")
 	for _, args := range [][]string{
 		{"--endpoint", srv.URL, "-o", "json", "quorum", "recover", "--auto"},
 		{"quorum", "recover", "--auto", "--endpoint=" + srv.URL, "--output=json"},
@@ -41,6 +43,7 @@ func TestMainForwardsWordsAndFlags(t *testing.T) {
 		require.Equal(t, "out\n", out.String())
 		require.Equal(t, "err\n", errb.String())
 		require.Equal(t, []string{"quorum", "recover", "--auto", "-o", "json"}, got.Args)
+		require.Equal(t, "r1/inc-000001/j1", got.Actor, "the caller's ZMY_ACTOR goes with the command")
 	}
 }
 

@@ -69,6 +69,19 @@ type RaftState struct {
 	RaftState string `json:"raft_state"` // StateLeader, StateFollower, StateCandidate, StateSuspended
 	Term      uint64 `json:"term"`
 	LeaderID  string `json:"leader_id"`
+	// SuspendedBy is the ZMY_ACTOR of the `raft suspend` that suspended the node (optional:
+	// empty when the node does not say). A second suspend of a suspended node keeps the first.
+	SuspendedBy string `json:"suspended_by,omitempty"`
+	// LastRecover is the cluster's latest successful `quorum recover` as the node knows it
+	// (optional): how a responder that crashed with a recover in flight learns it landed.
+	LastRecover *LastRecover `json:"last_recover,omitempty"`
+}
+
+// LastRecover is a recovery the cluster went through: what it answered, when, and who asked.
+type LastRecover struct {
+	RecoverResult
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor,omitempty"`
 }
 
 // Snapshot is `snapshot save --tag T -o json` and an element of `snapshot list -o json`.

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,19 +83,13 @@ type Result struct {
 // Driver runs zmyctl for one cluster through its argv template. It is safe for concurrent use.
 type Driver struct {
 	cluster    string
-	argv       []*template.Template
+	argv       *config.ArgvTemplate
 	timeout    time.Duration
 	maxOutput  int64
 	waitDelay  time.Duration
 	textOutput bool
 	env        []string // the responder's environment plus the cluster's zmyctl_env; nil: inherit
 	metrics    *driverMetrics
-}
-
-// argvData is what the argv template sees.
-type argvData struct {
-	Node    config.NodeConfig
-	Cluster string
 }
 
 // NewDriver parses the cluster's argv template and checks it renders for every configured node,
@@ -130,13 +123,11 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 			d.env = append(d.env, k+"="+cluster.ZmyctlEnv[k]) // later entries win in os/exec
 		}
 	}
-	for i, elem := range cluster.Zmyctl {
-		t, err := template.New(fmt.Sprintf("zmyctl[%d]", i)).Option("missingkey=error").Parse(elem)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: parse zmyctl argv template: %w", cluster.Name, err)
-		}
-		d.argv = append(d.argv, t)
+	argv, err := cluster.ParseArgv()
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q: parse zmyctl argv template: %w", cluster.Name, err)
 	}
+	d.argv = argv
 	for _, n := range cluster.Nodes {
 		argv, err := d.render(n)
 		if err != nil {
@@ -156,15 +147,9 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 
 // render executes the argv template for one node.
 func (d *Driver) render(node config.NodeConfig) ([]string, error) {
-	data := argvData{Node: node, Cluster: d.cluster}
-	argv := make([]string, 0, len(d.argv)+8)
-	var b strings.Builder
-	for _, t := range d.argv {
-		b.Reset()
-		if err := t.Execute(&b, data); err != nil {
-			return nil, fmt.Errorf("render zmyctl argv template for node %s: %w", node.ID, err)
-		}
-		argv = append(argv, b.String())
+	argv, err := d.argv.Render(node)
+	if err != nil {
+		return nil, fmt.Errorf("render zmyctl argv template for node %s: %w", node.ID, err)
 	}
 	return argv, nil
 }
@@ -200,6 +185,12 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	startInGroup(cmd)
 	cmd.Env = d.env
+	if actor := ActorFrom(ctx); actor != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(slices.Clip(cmd.Env), ActorEnv+"="+actor) // later entries win
+	}
 	cmd.WaitDelay = d.waitDelay
 	stdout, stderr := &cappedBuffer{max: d.maxOutput}, &cappedBuffer{max: d.maxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -383,3 +383,20 @@ func TestZmyctlEnvIsAddedToTheResponderEnvironment(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, "from-responder from-config added\n", res.Stderr)
 }
+
+func TestActor(t *testing.T) {
+	a := Actor{Replica: "r1", Incident: "inc-000042", Token: "j7f3a.12"}
+	require.Equal(t, "r1/inc-000042/j7f3a.12", a.String())
+	b, ok := ParseActor(a.String())
+	require.True(t, ok)
+	require.Equal(t, a, b)
+	require.Equal(t, "j7f3a", b.Store())
+	other, _ := ParseActor("r2/inc-000041/j7f3a.13")
+	require.True(t, a.SameJournal(other), "another replica, or an earlier incident, of the same journal")
+	other, _ = ParseActor("r1/inc-000042/j0000")
+	require.False(t, a.SameJournal(other), "another journal's incident of the same id is not")
+	for _, s := range []string{"", "alice", "r1/inc-1", "r1//tok", "r1/inc-1/"} {
+		_, ok := ParseActor(s)
+		require.False(t, ok, s)
+	}
+}

@@ -10,9 +10,12 @@ import (
 
 // startInGroup makes the child the leader of a new process group, and makes cancellation kill
 // that whole group: zmyctl may be a wrapper (ssh, a shell script) whose children would otherwise
-// outlive it and keep our pipes open.
+// outlive it and keep our pipes open. The child also dies with the responder (parent-death
+// signal): a command in flight when the daemon is killed must not land after the restarted
+// daemon has read the node's state. A wrapper that forks should exec zmyctl, or pass the signal
+// on, for the same guarantee.
 func startInGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		return killGroup(cmd.Process.Pid)
 	}

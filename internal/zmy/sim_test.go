@@ -242,3 +242,30 @@ func TestScrapeSimulatorNode(t *testing.T) {
 		return err == nil && m.Quorum != nil && !*m.Quorum
 	}, 5*time.Second, 50*time.Millisecond)
 }
+
+// The context's actor reaches the node as ZMY_ACTOR: its audit log and `raft state` name it.
+func TestDriverCarriesTheActor(t *testing.T) {
+	s := startSim(t)
+	d := s.driver(t, DriverOptions{Timeout: 10 * time.Second})
+	ctx := WithActor(t.Context(), "r1/inc-000042/j1")
+	st, _, err := d.Suspend(ctx, s.nodes[1])
+	require.NoError(t, err)
+	require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
+	// Without an actor, a second suspend changes nothing and the first actor stays.
+	st, _, err = d.Suspend(t.Context(), s.nodes[1])
+	require.NoError(t, err)
+	require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
+
+	out, err := exec.Command(s.bin, "audit", "--admin-address", s.admin).Output()
+	require.NoError(t, err)
+	var actors []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var e struct {
+			Args  []string `json:"args"`
+			Actor string   `json:"actor"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &e), line)
+		actors = append(actors, e.Actor)
+	}
+	require.Equal(t, []string{"r1/inc-000042/j1", ""}, actors)
+}

@@ -59,12 +59,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	page := b.NewPage(t)
 	page.SetHeaders(t, auth)
 	page.Navigate(t, st.ResponderURL+"/")
-	page.WaitFor(t, 10*time.Second, `document.querySelector("h1").textContent === "Open incidents"`)
+	page.WaitFor(t, 30*time.Second, `document.querySelector("h1").textContent === "Open incidents"`)
 
 	st.Partition(t, "n1,n2,n3/n4,n5", 8)
 	st.Alert(t, "demo")
 	var id string
-	testenv.Eventually(t, 10*time.Second, "the incident opened", func() (bool, string) {
+	testenv.Eventually(t, 30*time.Second, "the incident opened", func() (bool, string) {
 		p, err := api.Incidents(t.Context(), apiclient.ListOptions{State: "open"})
 		if err != nil || len(p.Incidents) == 0 {
 			return false, fmt.Sprint(err)
@@ -73,12 +73,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		return true, ""
 	})
 	// The index shows it by itself, then its page follows it to the gate without a reload.
-	page.WaitFor(t, 10*time.Second, fmt.Sprintf(`document.querySelector('a[href="/incidents/%s"]') !== null`, id))
+	page.WaitFor(t, 30*time.Second, fmt.Sprintf(`document.querySelector('a[href="/incidents/%s"]') !== null`, id))
 	incURL := st.ResponderURL + "/incidents/" + id
 	page.Navigate(t, incURL)
 	page.Eval(t, `window.notReloaded = true`, nil)
 	page.WaitFor(t, 60*time.Second, `document.getElementById("step").textContent === "awaiting_recovery" && document.getElementById("gate") !== null`)
-	page.WaitFor(t, 10*time.Second, `document.getElementById("form-approve") !== null`)
+	page.WaitFor(t, 30*time.Second, `document.getElementById("form-approve") !== null`)
 	var state struct {
 		NotReloaded bool   `json:"notReloaded"`
 		By          string `json:"by"`
@@ -116,7 +116,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	other.SetHeaders(t, auth)
 	other.Navigate(t, evil)
 	other.Eval(t, `document.querySelector("button").click()`, nil)
-	other.WaitFor(t, 10*time.Second, fmt.Sprintf(`location.href === %q && document.body.innerText.includes("cross-origin request refused")`, st.ResponderURL+"/incidents/"+id+"/abort"))
+	other.WaitFor(t, 30*time.Second, fmt.Sprintf(`location.href === %q && document.body.innerText.includes("cross-origin request refused")`, st.ResponderURL+"/incidents/"+id+"/abort"))
 	inc, err := api.Incident(t.Context(), id)
 	require.NoError(t, err)
 	require.Nil(t, inc.Abort, "the cross-site abort did not reach the runbook")
@@ -126,7 +126,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	other.Navigate(t, incURL)
 	other.Eval(t, `(function(){ var f = document.getElementById("form-approve"); f.noValidate = true;
 		f.querySelector("[name=reason]").value = ""; f.submit(); })()`, nil)
-	other.WaitFor(t, 10*time.Second, `document.getElementById("flash") !== null && document.getElementById("flash").textContent.includes("a reason is required")`)
+	other.WaitFor(t, 30*time.Second, `document.getElementById("flash") !== null && document.getElementById("flash").textContent.includes("a reason is required")`)
 
 	// The browser refuses the approve form without a reason: nothing is sent.
 	page.Front(t)
@@ -146,7 +146,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// With a reason it is accepted; the network heals and the page reaches recovered by itself.
 	page.Eval(t, `document.querySelector("#form-approve [name=reason]").value = "network team confirmed the links are back";
 		document.querySelector("#form-approve button").click()`, nil)
-	page.WaitFor(t, 10*time.Second, `document.getElementById("flash") !== null && document.getElementById("flash").textContent.includes("Approve recovery: done")`)
+	page.WaitFor(t, 30*time.Second, `document.getElementById("flash") !== null && document.getElementById("flash").textContent.includes("Approve recovery: done")`)
 	page.Eval(t, `window.notReloaded = true`, nil)
 	st.Inject(t, "heal")
 	page.WaitFor(t, 60*time.Second, `document.getElementById("outcome") !== null && document.getElementById("outcome").textContent === "recovered"`)

@@ -26,6 +26,8 @@ func consoleIncident(t *testing.T, env *testEnv) string {
 	at := time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC)
 	_, err := env.j.Update(ctx, "inc-000001", func(inc *incident.Incident) error {
 		inc.Step = incident.StepAwaitingRecovery
+		deadline := time.Now().Add(29 * time.Minute)
+		inc.StepEnteredAt, inc.StepDeadline = at, &deadline
 		inc.Verdict = &incident.Verdict{Kind: incident.VerdictConfirmed, Reason: "n1,n2,n3 | n4,n5 split",
 			Conditions:     map[incident.Condition]bool{incident.CondControl: true, incident.CondData: true, incident.CondNetwork: true},
 			PartitionScore: 1, Groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}}, At: at,
@@ -112,6 +114,7 @@ func TestConsoleIncidentPage(t *testing.T) {
 		`action="/incidents/inc-000001/approve"`, `action="/incidents/inc-000001/abort"`,
 		`data-refresh="/incidents/inc-000001"`,
 		`Other evidence (clock, liveness)`, `offset 3ms`,
+		`<span id="deadline">in 2`, // 29m less the test's time
 	} {
 		require.Contains(t, page, want)
 	}

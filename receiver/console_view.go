@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"math"
 	"net/url"
 	"slices"
 	"strings"
@@ -35,7 +34,7 @@ type clustersView struct {
 
 type incidentView struct {
 	Inc      *incident.Incident
-	Deadline time.Time // the current step's deadline; zero when closed or unknown
+	Deadline time.Time // the current step's deadline; zero when closed
 	// Gate is what the recovery gate waited for at its last reading, and when.
 	Gate       string
 	GateAt     time.Time
@@ -106,8 +105,8 @@ const grafanaDashboard = "zmy-responder"
 func (s *Server) incidentView(c echo.Context, inc *incident.Incident, typed *formInput) incidentView {
 	cfg := s.Config()
 	v := incidentView{Inc: inc, Commands: commandsByNode(inc)}
-	if inc.Open() {
-		v.Deadline = s.stepDeadline(inc.Cluster)
+	if inc.Open() && inc.StepDeadline != nil {
+		v.Deadline = *inc.StepDeadline
 	}
 	v.Gate, v.GateAt = inc.GateNote()
 	if inc.Verdict != nil {
@@ -196,29 +195,6 @@ func commandsByNode(inc *incident.Incident) []nodeCommands {
 		out = append(out, nc)
 	}
 	return out
-}
-
-// stepDeadline reads zmy_responder_step_deadline_timestamp_seconds{cluster}, which the engine
-// sets when a step starts.
-func (s *Server) stepDeadline(cluster string) time.Time {
-	mfs, err := s.gatherer.Gather()
-	if err != nil {
-		return time.Time{}
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "zmy_responder_step_deadline_timestamp_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "cluster" && l.GetValue() == cluster && m.GetGauge().GetValue() > 0 {
-					sec, frac := math.Modf(m.GetGauge().GetValue())
-					return time.Unix(int64(sec), int64(frac*1e9))
-				}
-			}
-		}
-	}
-	return time.Time{}
 }
 
 // clusterViews is the engine's cluster list, or why there is none.

@@ -46,18 +46,19 @@ func ParseStateFilter(s string) (StateFilter, error) {
 // without its alerts, evidence, plan, timeline or commands (Get has those). Its JSON names are
 // the Incident's, so a summary decodes into an Incident with those fields set.
 type Summary struct {
-	ID          string      `json:"id"`
-	Cluster     string      `json:"cluster"`
-	Alertname   string      `json:"alertname"`
-	Step        Step        `json:"step"`
-	Outcome     Outcome     `json:"outcome,omitempty"`
-	Reason      string      `json:"reason,omitempty"`
-	VerdictKind VerdictKind `json:"verdict_kind,omitempty"` // the verdict's kind, once there is one
-	OpenedAt    time.Time   `json:"opened_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
-	ClosedAt    *time.Time  `json:"closed_at,omitempty"`
-	ResolvedAt  *time.Time  `json:"resolved_at,omitempty"`
-	ContainedAt *time.Time  `json:"contained_at,omitempty"`
+	ID           string      `json:"id"`
+	Cluster      string      `json:"cluster"`
+	Alertname    string      `json:"alertname"`
+	Step         Step        `json:"step"`
+	StepDeadline *time.Time  `json:"step_deadline,omitempty"` // when the current step runs out of time
+	Outcome      Outcome     `json:"outcome,omitempty"`
+	Reason       string      `json:"reason,omitempty"`
+	VerdictKind  VerdictKind `json:"verdict_kind,omitempty"` // the verdict's kind, once there is one
+	OpenedAt     time.Time   `json:"opened_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
+	ClosedAt     *time.Time  `json:"closed_at,omitempty"`
+	ResolvedAt   *time.Time  `json:"resolved_at,omitempty"`
+	ContainedAt  *time.Time  `json:"contained_at,omitempty"`
 }
 
 // Open reports whether the incident is not yet closed.

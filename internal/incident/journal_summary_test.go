@@ -12,7 +12,7 @@ import (
 func referenceSummary(t testing.TB, rec []byte) Summary {
 	var inc Incident
 	require.NoError(t, json.Unmarshal(rec, &inc))
-	s := Summary{ID: inc.ID, Cluster: inc.Cluster, Alertname: inc.Alertname, Step: inc.Step, Outcome: inc.Outcome,
+	s := Summary{ID: inc.ID, Cluster: inc.Cluster, Alertname: inc.Alertname, Step: inc.Step, StepDeadline: inc.StepDeadline, Outcome: inc.Outcome,
 		Reason: inc.Reason, OpenedAt: inc.OpenedAt, UpdatedAt: inc.UpdatedAt, ClosedAt: inc.ClosedAt,
 		ResolvedAt: inc.ResolvedAt, ContainedAt: inc.ContainedAt}
 	if inc.Verdict != nil {
@@ -44,6 +44,8 @@ func TestDecodeSummary(t *testing.T) {
 		"open": func() *Incident {
 			i := tricky("", "east", "m", "")
 			i.Step, i.Outcome, i.ClosedAt, i.ContainedAt = StepAwaitingRecovery, "", nil, nil
+			deadline := t0.Add(30 * time.Minute)
+			i.StepEnteredAt, i.StepDeadline = t0, &deadline
 			return i
 		}(),
 	} {

@@ -38,6 +38,9 @@ func (t *Tool) ShowIncident(ctx context.Context, id string) error {
 		state += ", outcome " + string(inc.Outcome)
 	}
 	fmt.Fprintf(out, "Step:      %s\n", state)
+	if d := inc.StepDeadline; d != nil && inc.Open() {
+		fmt.Fprintf(out, "Deadline:  %s (%s)\n", stamp(*d), until(t.now(), *d))
+	}
 	fmt.Fprintf(out, "Opened:    %s (%s)\n", stamp(inc.OpenedAt), ago(t.now(), inc.OpenedAt))
 	if inc.ClosedAt != nil {
 		fmt.Fprintf(out, "Closed:    %s\n", stamp(*inc.ClosedAt))

@@ -211,6 +211,13 @@ func clock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
 func ago(now, t time.Time) string { return human(now.Sub(t)) + " ago" }
 
+func until(now, t time.Time) string {
+	if d := t.Sub(now); d > 0 {
+		return "in " + human(d)
+	}
+	return "passed " + ago(now, t)
+}
+
 var human = incident.HumanDuration
 
 // indent prefixes every line of s.

@@ -198,7 +198,8 @@ func readForm(c echo.Context) (formInput, string) {
 // formDecision checks a form's token and fields: nil when the decision may go on.
 func (s *Server) formDecision(c echo.Context, in formInput, token, label string) (incident.Approval, *flash, int) {
 	if err := s.checkCSRF(c, token); err != nil {
-		return incident.Approval{}, &flash{Text: label + " refused: " + fmt.Sprint(err.(*echo.HTTPError).Message)}, http.StatusForbidden
+		code, msg := errorCode(err)
+		return incident.Approval{}, &flash{Text: label + " refused: " + msg}, code
 	}
 	switch {
 	case in.Reason == "" && in.By == "":

@@ -161,19 +161,28 @@ func (c *Client) Incidents(ctx context.Context, o ListOptions) (*IncidentPage, e
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
 	var p IncidentPage
-	return &p, c.do(ctx, http.MethodGet, "incidents", q, nil, &p)
+	if err := c.do(ctx, http.MethodGet, "incidents", q, nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // Incident returns one incident with everything recorded about it.
 func (c *Client) Incident(ctx context.Context, id string) (*incident.Incident, error) {
 	var inc incident.Incident
-	return &inc, c.do(ctx, http.MethodGet, "incidents/"+url.PathEscape(id), nil, nil, &inc)
+	if err := c.do(ctx, http.MethodGet, "incidents/"+url.PathEscape(id), nil, nil, &inc); err != nil {
+		return nil, err
+	}
+	return &inc, nil
 }
 
 // Decide posts the decision action ("approve", "abort", …) on the incident.
 func (c *Client) Decide(ctx context.Context, id, action string, d Decision) (*ActionResult, error) {
 	var r ActionResult
-	return &r, c.do(ctx, http.MethodPost, "incidents/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, d, &r)
+	if err := c.do(ctx, http.MethodPost, "incidents/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, d, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // Clusters lists every configured cluster.
@@ -190,13 +199,19 @@ func (c *Client) SetPaused(ctx context.Context, cluster string, pause bool, d De
 		action = "pause"
 	}
 	var r ClusterResult
-	return &r, c.do(ctx, http.MethodPost, "clusters/"+url.PathEscape(cluster)+"/"+action, nil, d, &r)
+	if err := c.do(ctx, http.MethodPost, "clusters/"+url.PathEscape(cluster)+"/"+action, nil, d, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // Plan runs the dry run of the cluster now.
 func (c *Client) Plan(ctx context.Context, cluster string) (*Plan, error) {
 	var p Plan
-	return &p, c.do(ctx, http.MethodGet, "clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &p)
+	if err := c.do(ctx, http.MethodGet, "clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // OpenAPI returns the daemon's OpenAPI description (YAML).

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -111,27 +112,27 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 	page := &Page{Incidents: make([]Summary, 0, min(limit, 16))}
 	err = j.db.View(func(tx *bolt.Tx) error {
 		incs, metas := tx.Bucket(bucketIncidents), tx.Bucket(bucketMeta)
-		c := incs.Cursor()
-		var k, v []byte
-		if before == 0 {
-			k, v = c.Last()
-		} else {
-			// Seek lands on the cursor's own record or the next one; either way step back once.
-			if k, _ = c.Seek(seqKey(before)); k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
+		next := newestFirst(incs, before)
+		if state == StateOpen {
+			// The open index holds one entry per open incident: no need to walk the closed ones.
+			var err error
+			if next, err = openNewestFirst(tx, incs, before); err != nil {
+				return err
 			}
 		}
-		for n := 0; k != nil; k, v = c.Prev() {
-			if n++; n%1024 == 0 {
+		for n := 0; ; n++ {
+			k, v := next()
+			if k == nil {
+				return nil
+			}
+			if n%1024 == 1023 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
 			seq := binary.BigEndian.Uint64(k)
-			if state != StateAll {
-				if m := metas.Get(k); len(m) == 1 && (incidentMeta(m[0])&metaOpen != 0) != (state == StateOpen) {
+			if state == StateClosed {
+				if m := metas.Get(k); len(m) == 1 && incidentMeta(m[0])&metaOpen != 0 {
 					continue
 				}
 			}
@@ -153,10 +154,54 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 			}
 			page.Incidents = append(page.Incidents, s)
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
 	return page, nil
+}
+
+// newestFirst walks the incidents from the one just older than before (0: the newest) back.
+func newestFirst(incs *bolt.Bucket, before uint64) func() (k, v []byte) {
+	c := incs.Cursor()
+	started := false
+	return func() ([]byte, []byte) {
+		if started {
+			return c.Prev()
+		}
+		started = true
+		if before == 0 {
+			return c.Last()
+		}
+		// Seek lands on the cursor's own record or the next one; either way step back once.
+		if k, _ := c.Seek(seqKey(before)); k == nil {
+			return c.Last()
+		}
+		return c.Prev()
+	}
+}
+
+// openNewestFirst walks the open incidents older than before (0: all), newest first.
+func openNewestFirst(tx *bolt.Tx, incs *bolt.Bucket, before uint64) (func() (k, v []byte), error) {
+	var seqs []uint64
+	err := tx.Bucket(bucketOpen).ForEach(func(_, v []byte) error {
+		if seq := binary.BigEndian.Uint64(v); before == 0 || seq < before {
+			seqs = append(seqs, seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(seqs)
+	return func() ([]byte, []byte) {
+		for len(seqs) > 0 {
+			k := seqKey(seqs[len(seqs)-1])
+			seqs = seqs[:len(seqs)-1]
+			if v := incs.Get(k); v != nil {
+				return k, v
+			}
+		}
+		return nil, nil
+	}, nil
 }

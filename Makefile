@@ -26,7 +26,7 @@ GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
 
 .PHONY: all build test test-go fuzz-short test-rules test-deploy deps lint bench bench-webhook \
-	bench-sim bench-driver bench-detect bench-remediate bench-e2e run demo e2e clean
+	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing run demo e2e clean
 
 all: build
 
@@ -78,7 +78,7 @@ lint:
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
-bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e
+bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing
 
 # Webhook ingest throughput and latency against a do-nothing handler, and idle RSS.
 bench-webhook: build
@@ -104,14 +104,20 @@ bench-remediate:
 bench-e2e: deps
 	$(GO) test -run '^$$' -bench PartitionToContainment -benchtime 3x -timeout 30m ./internal/e2e/
 
+# Partition → ZMY_Quorum_Down and ZMY_Network_Partition firing in a real Prometheus, and heal →
+# gone, at the scrape/evaluation intervals of each shipped configuration (1s, 5s, 15s).
+bench-firing: deps
+	$(GO) test -run '^$$' -bench FiringTime -benchtime 3x -timeout 30m ./rules/
+
 # The daemon on loopback with the example configuration.
 run: build
 	$(BIN)/zmy-responder --config.file=deploy/zmy-responder.example.yml \
 		--web.listen-address=127.0.0.1:9095 --grpc.listen-address=127.0.0.1:9096 --storage.path=data/
 
-# Owned by the demo and end-to-end parts of the repository.
+# Owned by the demo and end-to-end parts of the repository. DEMO_ARGS: --keep (leave it running
+# until Ctrl-C), -v (every zmyctl command line).
 demo: build
-	$(BIN)/zmy-demo --bin-dir=$(BIN)
+	$(BIN)/zmy-demo --bin-dir=$(BIN) $(DEMO_ARGS)
 
 e2e: build
 	$(GO) test -timeout $(GO_TEST_TIMEOUT) ./internal/e2e/

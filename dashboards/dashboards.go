@@ -24,6 +24,7 @@ type Dashboard struct {
 	UID           string `json:"uid"`
 	Title         string `json:"title"`
 	SchemaVersion int    `json:"schemaVersion"`
+	Editable      bool   `json:"editable"`
 	Panels        []Panel
 	Templating    struct {
 		List []Variable `json:"list"`
@@ -47,8 +48,14 @@ type Panel struct {
 	GridPos     struct {
 		H, W, X, Y int
 	} `json:"gridPos"`
-	Targets []Target `json:"targets"`
-	Panels  []Panel  `json:"panels"`
+	Targets     []Target `json:"targets"`
+	Panels      []Panel  `json:"panels"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit     string            `json:"unit"`
+			Mappings []json.RawMessage `json:"mappings"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
 }
 
 // Target is one query of a panel.
@@ -56,6 +63,7 @@ type Target struct {
 	RefID      string      `json:"refId"`
 	Expr       string      `json:"expr"`
 	Datasource *Datasource `json:"datasource"`
+	Instant    bool        `json:"instant"`
 }
 
 // Datasource references a Grafana data source.
@@ -68,9 +76,14 @@ type Datasource struct {
 // "query" field in new ones.
 type Variable struct {
 	Name       string          `json:"name"`
+	Label      string          `json:"label"`
 	Type       string          `json:"type"`
 	Query      json.RawMessage `json:"query"`
 	Datasource *Datasource     `json:"datasource"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
+	Refresh    int             `json:"refresh"`
 }
 
 // QueryString returns the variable's query whichever form it is stored in.
@@ -142,6 +155,9 @@ func Substitute(expr, cluster string) string {
 		"${__interval}", "15s", "$__interval", "15s",
 		"${__range}", "1h", "$__range", "1h",
 		"${cluster}", cluster, "$cluster", cluster,
+		// Every job and instance: the variables' "All" value.
+		"${job}", ".+", "$job", ".+",
+		"${instance}", ".+", "$instance", ".+",
 	).Replace(expr)
 }
 

@@ -1,15 +1,23 @@
 package dashboards
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 	"github.com/zmyorg/zmy-responder/rules"
 )
 
@@ -47,7 +55,7 @@ func TestDashboardsAreWellFormed(t *testing.T) {
 		cl, ok := vars["cluster"]
 		require.True(t, ok, "%s: no cluster variable", d.File)
 		require.Equal(t, "query", cl.Type, d.File)
-		require.Regexp(t, `^label_values\((zmy_quorum_up|zmy_responder_[a-z_]+), cluster\)$`, cl.QueryString(), d.File)
+		require.Regexp(t, `^label_values\((zmy_quorum_up|zmy_responder_[a-z_]+)\{job=~"\$job", instance=~"\$instance"\}, cluster\)$`, cl.QueryString(), d.File)
 		requireVariableDatasource(t, d.File+" $cluster", cl.Datasource)
 
 		ids := map[int]bool{}
@@ -145,10 +153,18 @@ func selectedNames(expr parser.Expr) []string {
 		if name != "" {
 			names = append(names, name)
 		}
+		// {__name__=~"a|b"}: an alternation of literal names selects each of them.
+		for _, m := range vs.LabelMatchers {
+			if name == "" && m.Name == model.MetricNameLabel && m.Type == labels.MatchRegexp && literalNames.MatchString(m.Value) {
+				names = append(names, strings.Split(m.Value, "|")...)
+			}
+		}
 		return nil
 	})
 	return names
 }
+
+var literalNames = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*(\|[a-zA-Z_:][a-zA-Z0-9_:]*)*$`)
 
 // familyName is the metric family a series name belongs to: a histogram's _bucket, _sum and
 // _count series are the family without the suffix.
@@ -191,4 +207,106 @@ func TestSelectedNamesAndFamilies(t *testing.T) {
 	require.Equal(t, "a_seconds", familyName("a_seconds_bucket"))
 	require.Equal(t, "a_seconds", familyName("a_seconds_count"))
 	require.Equal(t, "b_total", familyName("b_total"))
+}
+
+// The rules of Grafana's dashboard-linter (`dashboard-linter lint --strict`, run by hand: it
+// does not install from the Go module proxy) that matter here, so that CI keeps them: read-only
+// dashboards, job and instance variables that every query is filtered by (a second responder,
+// or a second Prometheus job, is never summed in silently), a unit on every panel, and windows
+// that mean what the panel shows: rate() over $__rate_interval, event bars over $__interval
+// (not overlapping $__rate_interval windows), $__range only in instant queries.
+func TestDashboardLinterRules(t *testing.T) {
+	p := parser.NewParser(parser.Options{})
+	grafanaWindows := strings.NewReplacer("$__rate_interval", "61s", "$__interval", "62s", "$__range", "63s")
+	windowOf := map[time.Duration]string{61 * time.Second: "$__rate_interval", 62 * time.Second: "$__interval", 63 * time.Second: "$__range"}
+	for _, d := range loadDashboards(t) {
+		require.False(t, d.Editable, "%s: dashboards are code: editable must be false", d.File)
+		vars := map[string]Variable{}
+		for _, v := range d.Templating.List {
+			vars[v.Name] = v
+		}
+		for _, name := range []string{"job", "instance"} {
+			v, ok := vars[name]
+			require.True(t, ok, "%s: no $%s variable", d.File, name)
+			require.Equal(t, "query", v.Type, d.File)
+			require.Equal(t, strings.ToUpper(name[:1])+name[1:], v.Label, d.File)
+			require.True(t, v.Multi && v.IncludeAll, "%s: $%s is multi-select with All", d.File, name)
+			require.Equal(t, ".+", v.AllValue, d.File)
+			require.Equal(t, 2, v.Refresh, "%s: $%s reloads on time range change", d.File, name)
+			requireVariableDatasource(t, d.File+" $"+name, v.Datasource)
+		}
+		for _, pn := range d.AllPanels() {
+			where := d.File + " / " + pn.Title
+			switch pn.Type {
+			case "stat", "timeseries", "table", "gauge":
+				if len(pn.FieldConfig.Defaults.Mappings) == 0 {
+					require.NotEmpty(t, pn.FieldConfig.Defaults.Unit, "%s: no unit", where)
+				}
+			}
+			for _, tg := range pn.Targets {
+				expr, err := p.ParseExpr(grafanaWindows.Replace(tg.Expr))
+				require.NoError(t, err, "%s: %s", where, tg.Expr)
+				parser.Inspect(expr, func(n parser.Node, path []parser.Node) error {
+					switch n := n.(type) {
+					case *parser.VectorSelector:
+						want := []string{"job", "instance"}
+						if n.Name == "ALERTS" {
+							// Cluster-level alerts have no instance (dashboards/.lint says so).
+							want = want[:1]
+						}
+						for _, l := range want {
+							require.True(t, slicesContainsMatcher(n.LabelMatchers, l), "%s: %s has no %s=~\"$%s\" in %s", where, n, l, l, tg.Expr)
+						}
+					case *parser.MatrixSelector:
+						call, _ := path[len(path)-1].(*parser.Call)
+						fn, window := "", windowOf[n.Range]
+						if call != nil {
+							fn = call.Func.Name
+						}
+						switch {
+						case fn == "rate" || fn == "irate":
+							require.Equal(t, "$__rate_interval", window, "%s: %s", where, tg.Expr)
+						case fn == "increase" && window == "$__rate_interval":
+							t.Errorf("%s: increase over $__rate_interval overlaps from point to point; use $__interval: %s", where, tg.Expr)
+						case window == "$__range" && !tg.Instant:
+							t.Errorf("%s: $__range in a range query looks back the whole range at every point: %s", where, tg.Expr)
+						}
+					}
+					return nil
+				})
+			}
+		}
+	}
+}
+
+func slicesContainsMatcher(ms []*labels.Matcher, name string) bool {
+	for _, m := range ms {
+		if m.Name == name && m.Type == labels.MatchRegexp && m.Value == "$"+name {
+			return true
+		}
+	}
+	return false
+}
+
+// Every panel's and variable's expression, instantiated, is PromQL that promtool itself accepts:
+// they are checked as the expressions of recording rules.
+func TestExpressionsPassPromtool(t *testing.T) {
+	promtool := testenv.Tool(t, "prometheus", "promtool")
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboards\n    rules:\n")
+	n := 0
+	for _, d := range loadDashboards(t) {
+		for _, q := range d.Queries(testCluster) {
+			n++
+			fmt.Fprintf(&b, "      # %s\n      - record: dashboard:query:%d\n        expr: %q\n", q.Where, n, q.Expr)
+		}
+	}
+	require.Positive(t, n)
+	file := filepath.Join(t.TempDir(), "dashboards.rules.yml")
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o644))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, promtool, "check", "rules", file).CombinedOutput()
+	require.NoError(t, err, "promtool check rules on the dashboards' expressions:\n%s", out)
+	require.Contains(t, string(out), fmt.Sprintf("SUCCESS: %d rules found", n))
 }

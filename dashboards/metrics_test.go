@@ -41,6 +41,10 @@ func TestEveryMetricExists(t *testing.T) {
 
 	sim := testenv.StartSim(t, filepath.Join(binDir, "zmysim"), "--cluster", testCluster, "--nodes", "3")
 	cfgPath := sim.ResponderConfig
+	// Watch mode: partition_score is exported only while a measurement is current.
+	raw, err := os.ReadFile(cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfgPath, append(raw, "\ndetection: {watch_interval: 500ms}\n"...), 0o644))
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err, "the config zmysim wrote")
 	cl := cfg.Cluster(testCluster)
@@ -53,6 +57,14 @@ func TestEveryMetricExists(t *testing.T) {
 		"--storage.path="+filepath.Join(dir, "data"))
 	responder := "http://" + web
 	waitFor(t, ctx, "zmy-responder /-/ready", func() error { return get(ctx, responder+"/-/ready") })
+	waitFor(t, ctx, "a first watch round", func() error {
+		got := map[string]*dto.MetricFamily{}
+		scrapeInto(t, ctx, responder+"/metrics", got)
+		if _, ok := got["zmy_responder_partition_score"]; !ok {
+			return errors.New("no partition_score yet")
+		}
+		return nil
+	})
 
 	exposed := map[string]*dto.MetricFamily{}
 	for _, n := range cl.Nodes {

@@ -47,7 +47,8 @@ func firstLine(s string) string {
 	return strings.TrimSpace(line)
 }
 
-// The responder's receiver: what SPEC §3 and the webhook expect of Alertmanager.
+// The responder's receiver: what the daemon's webhook expects of Alertmanager (README, "Pointing
+// Alertmanager at it").
 func TestAlertmanagerResponderReceiver(t *testing.T) {
 	var cfg struct {
 		Route struct {

@@ -10,7 +10,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
-// Root causes and SOPs (SPEC §1).
+// Root causes and SOPs (rules/RUNBOOKS.md).
 const (
 	RootCauseNetwork = "network_partition"
 	SOPQuorumDown    = "SOP-ZMY-001"

@@ -61,6 +61,13 @@ func (w *world) reach(a, b string) bool {
 	return !w.down[a] && !w.down[b] && !w.firewall[a] && !w.firewall[b] && w.group[a] == w.group[b]
 }
 
+// score is n's partition_score as the node contract defines it (zmy.PartitionScore).
+func (w *world) score(n string) float64 {
+	return zmy.PartitionScore(len(w.nodes), slices.Index(w.nodes, n),
+		func(a, b int) bool { return a == b || w.reach(w.nodes[a], w.nodes[b]) },
+		func(i int) bool { return w.down[w.nodes[i]] })
+}
+
 func (w *world) results() []Result {
 	var out []Result
 	for _, n := range w.nodes {
@@ -95,7 +102,6 @@ func (w *world) results() []Result {
 		m := &zmy.NodeMetrics{Shards: map[string]uint64{"1": idx, "2": idx}, PeerUp: map[string]bool{},
 			PeerRTT: map[string]float64{}}
 		nc := &zmy.Netcheck{Node: n}
-		unreachable := 0
 		for _, p := range w.nodes {
 			if p == n {
 				continue
@@ -107,13 +113,11 @@ func (w *world) results() []Result {
 				if v, set := w.rtt[n]; set {
 					m.PeerRTT[p] = v
 				}
-			} else {
-				unreachable++
 			}
 			// As the simulator does: a rule on either end flags the pair.
 			nc.Peers = append(nc.Peers, zmy.PeerCheck{Peer: p, Reachable: ok, FirewallBlocked: w.firewall[n] || w.firewall[p]})
 		}
-		nc.PartitionScore = float64(unreachable) / float64(len(w.nodes)-1)
+		nc.PartitionScore = w.score(n)
 		if w.hungCtl[n] {
 			for _, p := range []string{ProbeControl, ProbeRaftState, ProbeNetcheck} {
 				out = append(out, Result{Probe: p, Node: n, Status: StatusError, Reason: p + " " + n + ": timed out"})
@@ -175,8 +179,9 @@ func TestDecide(t *testing.T) {
 			reason: []string{"control: QUORUM_OK with one leader n1", "5 of 5 nodes answered"},
 		}},
 		{name: "3|2 partition", world: newWorld(5).split(3, 2), want: want{
-			kind: incident.VerdictConfirmed, control: true, data: true, network: true, sop: SOPQuorumDown,
-			groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+			kind: incident.VerdictConfirmed, control: true, data: true, network: true, sop: SOPNetwork,
+			rootCause: RootCauseNetwork,
+			groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
 			reason: []string{"QUORUM_LOST on n4, n5", "leader_ids differ: n1 (n1, n2, n3), n4 (n4, n5)",
 				"shard 1 spread 7", "peer port unreachable from the responder: responder→n4 refused, responder→n5 refused"},
 			supports: map[string]incident.Condition{ProbeControl: incident.CondControl, ProbeData: incident.CondData,
@@ -219,19 +224,22 @@ func TestDecide(t *testing.T) {
 			w.applied[1] = w.applied[0]
 			return w
 		}(), want: want{
-			kind: incident.VerdictNotConfirmed, control: true, network: true, sop: SOPQuorumDown,
-			groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
-			reason: []string{"not a split-brain: data: 2 shards agree within tolerance 0"},
+			kind: incident.VerdictNotConfirmed, control: true, network: true, sop: SOPNetwork,
+			rootCause: RootCauseNetwork,
+			groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+			reason:    []string{"not a split-brain: data: 2 shards agree within tolerance 0"},
 		}},
 		{name: "spread within tolerance is not divergence", world: newWorld(5).split(3, 2), tol: 7, want: want{
-			kind: incident.VerdictNotConfirmed, control: true, network: true, sop: SOPQuorumDown,
-			groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+			kind: incident.VerdictNotConfirmed, control: true, network: true, sop: SOPNetwork,
+			rootCause: RootCauseNetwork,
+			groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
 		}},
 		{name: "clock fuse tripped makes a partition inconclusive", world: newWorld(5).split(3, 2),
 			fuse: trippedFuse("n3"), want: want{
-				kind: incident.VerdictInconclusive, control: true, data: true, network: true, sop: SOPQuorumDown,
-				groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
-				reason: []string{"clock fuse tripped (n3: offset +800ms exceeds 500ms on 3 consecutive readings)"},
+				kind: incident.VerdictInconclusive, control: true, data: true, network: true, sop: SOPNetwork,
+				rootCause: RootCauseNetwork,
+				groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+				reason:    []string{"clock fuse tripped (n3: offset +800ms exceeds 500ms on 3 consecutive readings)"},
 			}},
 		{name: "hung zmyctl on one node still judges", world: func() *world {
 			w := newWorld(5)
@@ -259,9 +267,10 @@ func TestDecide(t *testing.T) {
 			}
 			return w
 		}(), want: want{
-			kind: incident.VerdictInconclusive, data: true, network: true, sop: SOPQuorumDown,
-			groups: [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
-			reason: []string{"control: QUORUM_OK with one leader n1; 2 of 5 nodes answered"},
+			kind: incident.VerdictInconclusive, data: true, network: true, sop: SOPNetwork,
+			rootCause: RootCauseNetwork,
+			groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+			reason:    []string{"control: QUORUM_OK with one leader n1; 2 of 5 nodes answered"},
 		}},
 		{name: "open breakers count as no answer", world: func() *world {
 			w := newWorld(5)

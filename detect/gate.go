@@ -35,7 +35,7 @@ func (p *Prober) RecoveryGate(ctx context.Context, cluster string) (incident.Gat
 	}
 	g := gate(results, nodeIDs(cs.cfg), cs.cfg.Etcd != nil, cfg.Remediation.ConvergedScore)
 	g.At = at
-	p.metrics.partition.WithLabelValues(cluster).Set(g.PartitionScore)
+	p.metrics.partition.set(cluster, g.PartitionScore, at, results)
 	p.log.Info("recovery gate", "cluster", cluster, "open", g.Open(), "reason", g.Reason)
 	return g, nil
 }
@@ -78,6 +78,11 @@ func gate(results []Result, nodes []string, etcdDeclared bool, converged float64
 		case !er.Healthy():
 			g.EtcdHealthy = false
 			why = append(why, "etcd: "+etcdReason(ev.cluster))
+			for _, h := range er.Endpoints {
+				if !h.Healthy {
+					g.UnhealthyEtcd = append(g.UnhealthyEtcd, h.Endpoint+": "+h.Error)
+				}
+			}
 		}
 	}
 	g.Reason = strings.Join(why, "; ")

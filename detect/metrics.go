@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
@@ -18,10 +20,10 @@ type metrics struct {
 	threshold     *prometheus.GaugeVec
 	clockOffset   *prometheus.GaugeVec
 	fuseTripped   *prometheus.GaugeVec
-	partition     *prometheus.GaugeVec
+	partition     *partitionScores
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, now func() time.Time) *metrics {
 	m := &metrics{
 		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "probe_duration_seconds",
@@ -48,10 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "clock_fuse_tripped",
 			Help: "1 while the cluster's clock fuse is tripped (verdicts are inconclusive).",
 		}, []string{"cluster"}),
-		partition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "partition_score",
-			Help: "Highest netcheck partition_score over the cluster's nodes (0 connected … 1 none).",
-		}, []string{"cluster"}),
+		partition: newPartitionScores(now),
 	}
 	if reg != nil {
 		m.probeDuration = register(reg, m.probeDuration)
@@ -88,10 +87,10 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // setClusters pre-creates the per-cluster series of cfg and deletes those of clusters and nodes
 // no longer configured, so a removed node stops exporting a stale offset.
 func (m *metrics) setClusters(old, cfg *config.Config) {
+	m.partition.setClusters(cfg)
 	for _, c := range cfg.Clusters {
 		m.threshold.WithLabelValues(c.Name)
 		m.fuseTripped.WithLabelValues(c.Name)
-		m.partition.WithLabelValues(c.Name)
 		for _, n := range c.Nodes {
 			m.clockOffset.WithLabelValues(c.Name, n.ID)
 		}
@@ -104,7 +103,6 @@ func (m *metrics) setClusters(old, cfg *config.Config) {
 		if nc == nil {
 			m.threshold.DeleteLabelValues(c.Name)
 			m.fuseTripped.DeleteLabelValues(c.Name)
-			m.partition.DeleteLabelValues(c.Name)
 			m.clockOffset.DeletePartialMatch(prometheus.Labels{"cluster": c.Name})
 			continue
 		}

@@ -67,7 +67,7 @@ type memory struct {
 func NewProber(cfg *config.Config, opts Options) *Prober {
 	p := &Prober{
 		log: opts.Logger, http: opts.HTTPClient, now: opts.Now, reg: opts.Registerer, watching: opts.Watching,
-		metrics:  newMetrics(opts.Registerer),
+		metrics:  newMetrics(opts.Registerer, opts.Now),
 		clusters: map[string]*clusterState{},
 		reload:   make(chan struct{}, 1),
 	}
@@ -227,7 +227,7 @@ func (p *Prober) probeCluster(ctx context.Context, cluster string) (*incident.Ve
 		RootCauseScore: cfg.Detection.RootCauseScore, Threshold: budget, Fuse: cfg.Detection.ClockFuse, At: at,
 	}, fuse)
 	v.Duration = time.Since(start)
-	p.metrics.partition.WithLabelValues(cluster).Set(v.PartitionScore)
+	p.metrics.partition.set(cluster, v.PartitionScore, at, results)
 	return &v, nil
 }
 

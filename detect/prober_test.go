@@ -111,7 +111,7 @@ func TestMetricsExistAtZero(t *testing.T) {
 		"zmy_responder_split_brain_threshold_seconds": 1,
 		"zmy_responder_clock_offset_seconds":          2,
 		"zmy_responder_clock_fuse_tripped":            1,
-		"zmy_responder_partition_score":               1,
+		"zmy_responder_partition_score":               0, // nothing measured yet
 	} {
 		n, err := testutil.GatherAndCount(reg, name)
 		require.NoError(t, err)
@@ -130,7 +130,7 @@ zmy_responder_split_brain_threshold_seconds{cluster="a"} 2
 // Watch mode exports health without an alert, follows a partition, and stops on reload.
 func TestScenarioWatchMode(t *testing.T) {
 	s := startSim(t, 5, "--write-rate", "200")
-	p, _ := s.prober(func(c *config.Config) {
+	p, reg := s.prober(func(c *config.Config) {
 		c.Detection.WatchInterval = model.Duration(100 * time.Millisecond)
 		c.Detection.Threshold.Recompute = model.Duration(50 * time.Millisecond)
 	})
@@ -140,11 +140,11 @@ func TestScenarioWatchMode(t *testing.T) {
 
 	okControl := func() float64 { return testutil.ToFloat64(p.metrics.probeResults.WithLabelValues(ProbeControl, "ok")) }
 	eventually(t, func() bool { return okControl() >= 15 }, "watch rounds probe every node")
-	require.Equal(t, 0.0, testutil.ToFloat64(p.metrics.partition.WithLabelValues(s.name)))
+	eventually(t, func() bool { return partitionScore(t, reg, s.name) == 0 }, "a connected network scores 0")
 	require.Equal(t, 0.0, testutil.ToFloat64(p.metrics.verdicts.WithLabelValues("not_confirmed")), "watch rounds are not verdicts")
 
 	s.fault("partition", "n1,n2,n3/n4,n5")
-	eventually(t, func() bool { return testutil.ToFloat64(p.metrics.partition.WithLabelValues(s.name)) == 0.75 },
+	eventually(t, func() bool { return partitionScore(t, reg, s.name) == 1 },
 		"partition_score follows the split")
 
 	// Reload without a watch interval: the loops stop.
@@ -163,6 +163,64 @@ func TestScenarioWatchMode(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 	s.requireOnlyReads()
+}
+
+// partitionScore is the exported zmy_responder_partition_score of cluster, -1 when absent.
+func partitionScore(t *testing.T, reg prometheus.Gatherer, cluster string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "zmy_responder_partition_score" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "cluster" && l.GetValue() == cluster {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// A score read during an incident is not exported as the network's state long after it:
+// with watch mode off it lasts a minute, with watch mode three intervals; the time it was
+// measured stays exported. A round where no netcheck answered measured nothing.
+func TestPartitionScoreGoesStale(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	cfg := staticConfig(staticCluster("a", "n1", "n2"), staticCluster("w", "n1", "n2"))
+	cfg.Clusters[1].WatchInterval = model.Duration(time.Minute)
+	reg := prometheus.NewRegistry()
+	p := NewProber(cfg, Options{Registerer: reg, Now: clock})
+	require.Equal(t, -1.0, partitionScore(t, reg, "a"), "nothing measured yet")
+
+	answered := []Result{{Probe: ProbeNetcheck, Node: "n1", Status: StatusFail, Data: &zmy.Netcheck{Node: "n1", PartitionScore: 1}}}
+	p.metrics.partition.set("a", 1, now, answered)
+	p.metrics.partition.set("w", 1, now, answered)
+	p.metrics.partition.set("a", 0.5, now, []Result{{Probe: ProbeNetcheck, Node: "n1", Status: StatusError, Reason: "timed out"}})
+	require.Equal(t, 1.0, partitionScore(t, reg, "a"), "a round without a netcheck answer changes nothing")
+	require.Equal(t, 1.0, partitionScore(t, reg, "w"))
+
+	now = now.Add(61 * time.Second)
+	require.Equal(t, -1.0, partitionScore(t, reg, "a"), "stale after a minute without watch mode")
+	require.Equal(t, 1.0, partitionScore(t, reg, "w"), "current for 3 watch intervals")
+	now = now.Add(2 * time.Minute)
+	require.Equal(t, -1.0, partitionScore(t, reg, "w"))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP zmy_responder_partition_score_timestamp_seconds When partition_score was last measured, unix seconds.
+# TYPE zmy_responder_partition_score_timestamp_seconds gauge
+zmy_responder_partition_score_timestamp_seconds{cluster="a"} 1.7e+09
+zmy_responder_partition_score_timestamp_seconds{cluster="w"} 1.7e+09
+`), "zmy_responder_partition_score_timestamp_seconds"))
+
+	// A cluster removed by a reload is forgotten.
+	p.SetConfig(staticConfig(staticCluster("w", "n1", "n2")))
+	n, err := testutil.GatherAndCount(reg, "zmy_responder_partition_score_timestamp_seconds")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 }
 
 func eventually(t *testing.T, cond func() bool, what string) {

@@ -261,7 +261,8 @@ func TestOperationalEndpoints(t *testing.T) {
 		`zmy_responder_webhook_requests_total{code="200"} 0`,
 		`zmy_responder_webhook_requests_total{code="503"} 0`,
 		`zmy_responder_alerts_received_total{alertname="ZMY_Quorum_Down",status="firing"} 0`,
-		`zmy_responder_incidents_open 0`,
+		`zmy_responder_incidents_open{cluster="east"} 0`,
+		`zmy_responder_incidents_total{cluster="",outcome="unknown_cluster"} 0`,
 		`zmy_responder_unknown_cluster_alerts_total 0`,
 	} {
 		require.Contains(t, string(body), series)

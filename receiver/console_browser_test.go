@@ -97,7 +97,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		grafana: (document.querySelector('a[href^="http://grafana.example.com/d/zmy-responder/"]') || {}).href || ""})`, &state)
 	require.True(t, state.NotReloaded, "the page reached the gate by live updates, not a reload")
 	require.Equal(t, "sre", state.By, "by is prefilled with the authenticated user")
-	require.Contains(t, state.Gate, "waiting for a human approval")
+	require.Contains(t, state.Gate, "approval")
 	require.Equal(t, 3, state.Conditions, "the three SOP conditions hold")
 	require.GreaterOrEqual(t, state.Commands, 10, "suspend, state and snapshot on 5 nodes")
 	require.Contains(t, state.Silence, st.AlertmanagerURL+"/#/silences/")

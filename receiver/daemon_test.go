@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -139,9 +140,14 @@ func (d *daemon) terminate(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	example, err := filepath.Abs("../deploy/zmy-responder.example.yml")
 	require.NoError(t, err)
-	out, err := exec.Command(responderBinary(t), "--config.file="+example, "--config.check").CombinedOutput()
+	out, err := exec.Command(responderBinary(t), "--config.file="+example, "--config.check",
+		"--web.listen-address=127.0.0.1:9095").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Equal(t, "OK\n", string(out))
+	// Without the flag, the check says what the default address would get.
+	out, err = exec.Command(responderBinary(t), "--config.file="+example, "--config.check").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "WARNING: with the default --web.listen-address=:9095 the daemon would not start: refusing to serve")
 
 	d := startDaemon(t, nil, "--config.file="+example, "--storage.path="+t.TempDir())
 	code, _ := d.env().doErr("GET", "/-/ready")
@@ -158,10 +164,42 @@ func TestExampleConfig(t *testing.T) {
 }
 
 func TestConfigCheckReportsErrors(t *testing.T) {
-	bad := configFile(t, "clusters:\n  - name: east\n    zmyctl: [zmyctl]\n    nodez: []\n")
-	out, err := exec.Command(responderBinary(t), "--config.file="+bad, "--config.check").CombinedOutput()
-	require.Error(t, err)
-	require.Contains(t, string(out), `line 4: unknown field "nodez" in clusters[0]`)
+	check := func(content string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(responderBinary(t), append([]string{"--config.file=" + configFile(t, content), "--config.check"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := check("clusters:\n  - name: east\n    zmyctl: [zmyctl]\n    nodez: []\n")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, `line 4: unknown field "nodez" in clusters[0]`)
+
+	// A wrong type names its key; a syntax error its line.
+	out, code = check("webhook:\n  cluster_labels: [cluster]\n  max_body_bytes: one meg\n")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, `line 3: webhook.max_body_bytes: want an integer, got "one meg"`)
+	out, code = check("webhook:\n  max_body_bytes: 10\n remediation:\n  dry_run: true\n")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, `parse YAML: line 3: did not find expected key: " remediation:"`)
+
+	// No clusters: valid, but every alert would be ignored, so it is said loudly.
+	for _, empty := range []string{"", "clusters: []\n"} {
+		out, code = check(empty, "--web.listen-address=127.0.0.1:9095")
+		require.Equal(t, 0, code, out)
+		require.Contains(t, out, "WARNING: no clusters configured: every alert will be journaled as unknown_cluster and nothing will be remediated")
+	}
+
+	// With the listen flags given, the refusal the daemon would give at start.
+	out, code = check(testClusters, "--web.listen-address=0.0.0.0:9095")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "refusing to serve mutating endpoints without credentials on 0.0.0.0:9095")
+	out, code = check("api: {allow_unauthenticated_mutations: true}\n"+testClusters, "--web.listen-address=0.0.0.0:9095")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "OK\n", out)
 }
 
 // TestSIGHUPReload: a bad file on SIGHUP is refused (metric 0, old config kept), a good one taken.

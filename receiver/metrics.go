@@ -1,13 +1,20 @@
 package receiver
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/promreg"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // webhookCodes are the answers POST /webhook gives; their series exist from the start.
@@ -21,8 +28,12 @@ type metrics struct {
 	webhookRequests *prometheus.CounterVec
 	alertsReceived  *prometheus.CounterVec
 	unknownCluster  prometheus.Counter
-	truncated       prometheus.Counter
-	inFlight        prometheus.Gauge
+	// unknownIncidents is incidents_total{cluster="",outcome="unknown_cluster"}: the receiver
+	// closes those incidents at ingest; the engine counts the others into the same counter.
+	unknownIncidents prometheus.Counter
+	truncated        prometheus.Counter
+	inFlight         prometheus.Gauge
+	open             *openIncidents
 
 	mu         sync.Mutex
 	alertnames map[string]bool
@@ -61,25 +72,72 @@ func newMetrics(reg prometheus.Registerer, j *incident.Journal) (*metrics, error
 	}
 	cs := []prometheus.Collector{m.webhookRequests, m.alertsReceived, m.unknownCluster, m.truncated, m.inFlight}
 	if j != nil {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "zmy_responder", Name: "incidents_open",
-			Help: "Incidents not yet closed, read from the journal.",
-		}, func() float64 {
-			n, err := j.OpenCount()
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		}))
+		m.open = &openIncidents{j: j}
+		cs = append(cs, m.open)
 	}
+	incidents := remediate.NewIncidentsCounter()
 	if reg != nil {
 		for _, c := range cs {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
+		var err error
+		if incidents, err = promreg.Register(reg, incidents); err != nil {
+			return nil, err
+		}
 	}
+	m.unknownIncidents = incidents.WithLabelValues("", string(incident.OutcomeUnknownCluster))
 	return m, nil
+}
+
+// setClusters makes cfg's clusters the ones incidents_open reports at zero.
+func (m *metrics) setClusters(cfg *config.Config) {
+	if m.open == nil {
+		return
+	}
+	names := make([]string, 0, len(cfg.Clusters))
+	for _, c := range cfg.Clusters {
+		names = append(names, c.Name)
+	}
+	m.open.clusters.Store(&names)
+}
+
+// openIncidents is incidents_open{cluster}, read from the journal at scrape time: every
+// configured cluster (0 when it has none open) and any other cluster with an open incident.
+type openIncidents struct {
+	j        *incident.Journal
+	clusters atomic.Pointer[[]string]
+}
+
+var descOpen = prometheus.NewDesc("zmy_responder_incidents_open",
+	"Incidents not yet closed, by cluster, read from the journal.", []string{"cluster"}, nil)
+
+func (o *openIncidents) Describe(ch chan<- *prometheus.Desc) { ch <- descOpen }
+
+// openScrapeTimeout bounds the journal read of one scrape. Collect has no context of its own.
+const openScrapeTimeout = 5 * time.Second
+
+func (o *openIncidents) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), openScrapeTimeout)
+	defer cancel()
+	open, err := o.j.List(ctx, true)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descOpen, fmt.Errorf("list open incidents: %w", err))
+		return
+	}
+	counts := map[string]int{}
+	if names := o.clusters.Load(); names != nil {
+		for _, n := range *names {
+			counts[n] = 0
+		}
+	}
+	for _, inc := range open {
+		counts[inc.Cluster]++
+	}
+	for c, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), c)
+	}
 }
 
 // alertLabel is the alertname label value to use: the name itself for the first maxAlertnames

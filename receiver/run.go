@@ -64,20 +64,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second
 	}
-	cfg, err := config.Load(opts.ConfigFile)
+	cfg, ex, err := preflight(opts.ConfigFile, opts.WebConfigFile, opts.ListenAddress)
 	if err != nil {
 		return err
 	}
-	if err := web.Validate(opts.WebConfigFile); err != nil {
-		return fmt.Errorf("web config %s: %w", opts.WebConfigFile, err)
-	}
-	basic, err := webConfigHasBasicAuth(opts.WebConfigFile)
-	if err != nil {
-		return err
-	}
-	ex := exposure{listenAddress: opts.ListenAddress, webBasicAuth: basic}
-	if err := ex.check(cfg); err != nil {
-		return err
+	for _, w := range cfg.Warnings() {
+		logger.Warn("configuration: " + w)
 	}
 
 	if err := os.MkdirAll(opts.StoragePath, 0o750); err != nil {

@@ -410,8 +410,8 @@ func TestRunMetricsEndpoint(t *testing.T) {
 		require.True(t, strings.Contains(string(body), "# TYPE "+name+" "), "%s missing from /metrics", name)
 	}
 	require.NoError(t, testutil.GatherAndCompare(r.reg, strings.NewReader(`
-# HELP zmy_responder_incidents_open Incidents not yet closed, read from the journal.
+# HELP zmy_responder_incidents_open Incidents not yet closed, by cluster, read from the journal.
 # TYPE zmy_responder_incidents_open gauge
-zmy_responder_incidents_open 0
+zmy_responder_incidents_open{cluster="east"} 0
 `), "zmy_responder_incidents_open"))
 }

@@ -128,6 +128,7 @@ func (s *Server) SetConfig(cfg *config.Config) error {
 		return err
 	}
 	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa, crossOrigin: co})
+	s.metrics.setClusters(cfg)
 	return nil
 }
 

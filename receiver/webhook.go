@@ -119,6 +119,9 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 		s.metrics.alertsReceived.WithLabelValues(s.metrics.alertLabel(d.Alertname), d.Alert.Status).Inc()
 		if !d.Known {
 			s.metrics.unknownCluster.Inc()
+			if results[i].Created {
+				s.metrics.unknownIncidents.Inc()
+			}
 			unknown[d.Cluster] = results[i].IncidentID
 		}
 		if results[i].Created {

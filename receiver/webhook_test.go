@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +105,7 @@ func TestWebhookMetrics(t *testing.T) {
 	require.Equal(t, 4.0, testutil.ToFloat64(m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", "firing")))
 	require.Equal(t, 2.0, testutil.ToFloat64(m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", "resolved")))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.unknownCluster))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.unknownIncidents), "incidents_total counts the unknown_cluster incident")
 	require.Equal(t, 7.0, testutil.ToFloat64(m.truncated))
 	require.Equal(t, 4.0, testutil.ToFloat64(m.webhookRequests.WithLabelValues("200")))
 	// firing then resolved went to one incident, now resolved; east's truncated resend reopened
@@ -112,6 +114,11 @@ func TestWebhookMetrics(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 1.0, gaugeValue(t, env, "zmy_responder_incidents_open"))
+	require.NoError(t, testutil.GatherAndCompare(env.reg, strings.NewReader(`
+# HELP zmy_responder_incidents_open Incidents not yet closed, by cluster, read from the journal.
+# TYPE zmy_responder_incidents_open gauge
+zmy_responder_incidents_open{cluster="east"} 1
+`), "zmy_responder_incidents_open"))
 }
 
 func gaugeValue(t *testing.T, env *testEnv, name string) float64 {

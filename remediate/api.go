@@ -108,15 +108,17 @@ func (e *Engine) setPause(ctx context.Context, cluster string, a incident.Approv
 	if err := e.validate(&a); err != nil {
 		return fmt.Errorf("pause %s: %w", cluster, err)
 	}
+	var was *PauseState
 	e.stateMu.Lock()
-	defer e.stateMu.Unlock()
 	err := updateClusterState(ctx, e.j, cluster, func(cs *clusterState) {
+		was = cs.Paused
 		if pause {
 			cs.Paused = &PauseState{By: a.By, Reason: a.Reason, At: a.At}
 		} else {
 			cs.Paused = nil
 		}
 	})
+	e.stateMu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -126,6 +128,9 @@ func (e *Engine) setPause(ctx context.Context, cluster string, a incident.Approv
 	}
 	e.m.clusterPaused.WithLabelValues(cluster).Set(v)
 	e.log.Info("cluster kill switch", "cluster", cluster, "paused", pause, "by", a.By, "reason", a.Reason)
+	if !pause && was != nil {
+		e.reevaluatePaused(ctx, cluster, *was, a)
+	}
 	return nil
 }
 

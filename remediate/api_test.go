@@ -72,7 +72,7 @@ func TestAbortLeavesAClearReport(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	require.Equal(t, "expired", state(all[0]))
-	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.incidents.WithLabelValues("aborted")))
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.incidents.WithLabelValues("nu", "aborted")))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.step.WithLabelValues("nu", "awaiting_recovery")))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.stepDeadline.WithLabelValues("nu")))
 	s.requireNoViolations(t)
@@ -85,10 +85,14 @@ func TestMetricsPrecreated(t *testing.T) {
 	n, err := testutil.GatherAndCount(r.reg,
 		"zmy_responder_incidents_total", "zmy_responder_incident_step", "zmy_responder_steps_total",
 		"zmy_responder_step_deadline_timestamp_seconds", "zmy_responder_breaker_state",
-		"zmy_responder_cluster_paused", "zmy_responder_silences_total")
+		"zmy_responder_cluster_paused", "zmy_responder_silences_total", "zmy_responder_acknowledgements_total")
 	require.NoError(t, err)
-	want := len(incident.Outcomes) + len(stepNames()) + len(stepNames())*len(statuses) + 1 + 1 + 1 + len(silenceActions)
+	// Per cluster: every outcome but unknown_cluster (the receiver's), and the breaker's three
+	// states.
+	want := len(incident.Outcomes) - 1 + len(stepNames()) + len(stepNames())*len(statuses) + 1 + 3 + 1 + len(silenceActions) + len(ackSources)
 	require.Equal(t, want, n)
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("xi", "closed")))
+	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("xi", "open")))
 	for _, name := range []string{"zmy_responder_step_duration_seconds", "zmy_responder_time_to_containment_seconds"} {
 		mfs, err := r.reg.Gather()
 		require.NoError(t, err)

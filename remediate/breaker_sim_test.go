@@ -51,7 +51,7 @@ func TestBreakerOpensAfterFailedRemediations(t *testing.T) {
 		require.Equal(t, incident.OutcomeNeedsHuman, inc.Outcome, inc.Reason)
 		require.Contains(t, inc.Reason, "n1")
 	}
-	require.Equal(t, 2.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota")))
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "open")))
 	opened := time.Now()
 
 	before := countMutating(s.audit(t))
@@ -63,7 +63,7 @@ func TestBreakerOpensAfterFailedRemediations(t *testing.T) {
 	inc = r.waitClosed(t, r.fireNew(t, 11), 20*time.Second)
 	require.Equal(t, incident.OutcomeBreakerOpen, inc.Outcome, "the breaker survives a restart")
 	require.Equal(t, before, countMutating(s.audit(t)))
-	require.Equal(t, 2.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota")))
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "open")))
 
 	// After the cool-down: one half-open trial, which now succeeds.
 	s.fault(t, "ctl", "n1", "ok")
@@ -73,7 +73,8 @@ func TestBreakerOpensAfterFailedRemediations(t *testing.T) {
 	s.fault(t, "heal")
 	inc = r.waitClosed(t, id, 30*time.Second)
 	require.Equal(t, incident.OutcomeRecovered, inc.Outcome, inc.Reason)
-	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota")), "closed after a good trial")
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "closed")), "closed after a good trial")
+	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "open")))
 	st, err := r.e.ClusterStatuses(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, "closed", st[0].Breaker)

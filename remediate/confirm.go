@@ -14,6 +14,9 @@ import (
 
 const selfHealedReason = "the alert resolved before anything was mutated"
 
+// confirmPoll is how often confirming probes again within detection.confirm_window.
+const confirmPoll = 2 * time.Second
+
 func stageReceived(_ context.Context, sc *stageCtx) Result {
 	if selfHealed(sc.inc) {
 		return Close(incident.OutcomeSelfHealed, selfHealedReason)
@@ -32,7 +35,15 @@ func stageConfirming(ctx context.Context, sc *stageCtx) Result {
 	}
 	proceed, outcome, reason := afterVerdict(v)
 	if !proceed {
-		return Close(outcome, reason).With(func(inc *incident.Incident) { inc.Verdict = v })
+		record := func(inc *incident.Incident) { inc.Verdict = v }
+		end := sc.inc.StepEnteredAt.Add(time.Duration(sc.cfg.Detection.ConfirmWindow))
+		if now := sc.now(); now.Before(end) {
+			// The alert fires: the split may show a moment later (Alertmanager resends only at
+			// repeat_interval). Look again until the window ends.
+			return Requeue(min(confirmPoll, end.Sub(now)), fmt.Sprintf("verdict %s; probing again every %s until %s (confirm_window)",
+				v.Kind, confirmPoll, end.UTC().Format(time.RFC3339))).With(record)
+		}
+		return Close(outcome, reason).With(record)
 	}
 	plan := sc.plan()
 	return Done("verdict confirmed: " + v.Reason).With(func(inc *incident.Incident) {
@@ -52,6 +63,7 @@ func stageGuarding(ctx context.Context, sc *stageCtx) Result {
 	if err != nil {
 		return Retry(retryRead, err.Error())
 	}
+	in.AntiFlapOverride = inc.AntiFlapOverride
 	_, ref, err := sc.claims.claim(ctx, inc.ID, inc.Cluster, func(others map[string]string) (string, *refusal) {
 		in.Remediating = others
 		return runGuards(in)

@@ -33,7 +33,7 @@ func daemonConfig(t *testing.T, s *simCluster, extra map[string]map[string]any) 
 	set := map[string]map[string]any{
 		"remediation": {"golden_window": "15s", "command_timeout": "5s", "gate_timeout": "30s",
 			"gate_poll": "100ms", "verify_timeout": "20s", "anti_flap": "1ms", "require_approval": false},
-		"detection": {"shard_tolerance": 3, "probe_timeout": "2s"},
+		"detection": {"shard_tolerance": 3, "probe_timeout": "2s", "confirm_window": "3s"},
 		"api":       {"external_url": "http://127.0.0.1:9095"},
 	}
 	if _, ok := doc["alertmanager"]; ok {

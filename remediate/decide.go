@@ -57,6 +57,8 @@ type guardInput struct {
 	LastIncident  string
 	DryRun        bool
 	Cfg           config.RemediationConfig
+	// AntiFlapOverride is a human's decision to skip the anti-flap period (a retry).
+	AntiFlapOverride *incident.Approval
 }
 
 // refusal is a guard saying no: the incident ends with Outcome.
@@ -140,7 +142,9 @@ func guardAntiFlap(in guardInput) *refusal {
 				"cluster %s is already being remediated by %s", in.Cluster, id)}
 		}
 	}
-	if in.LastFinished == nil || in.Cfg.AntiFlap <= 0 {
+	if in.LastFinished == nil || in.Cfg.AntiFlap <= 0 || in.AntiFlapOverride != nil {
+		// A human who asked to retry an anti_flap refusal overrides the period (never the
+		// rule above: one remediation of a cluster at a time).
 		return nil
 	}
 	since := in.Now.Sub(*in.LastFinished)
@@ -206,6 +210,42 @@ func currentApproval(inc *incident.Incident) *incident.Approval {
 		return nil
 	}
 	return a
+}
+
+// Conditions the recovery gate waits for (incident.GateStatus.WaitingFor).
+const (
+	waitNetwork  = "network"
+	waitEtcd     = "etcd"
+	waitApproval = "approval"
+)
+
+// gateStatus is the gate as an operator reads it: what it still waits for, and the values it
+// waits on. A gate whose probes failed waits for the network (it could not be read).
+func gateStatus(g incident.Gate, gateErr error, approved, needApproval bool, since, deadline, now time.Time) incident.GateStatus {
+	st := incident.GateStatus{WaitingFor: []string{}, Since: since, Deadline: deadline, CheckedAt: now,
+		PartitionScore: g.PartitionScore, UnhealthyEtcd: g.UnhealthyEtcd, Reason: g.Reason}
+	switch {
+	case gateErr != nil:
+		st.WaitingFor = append(st.WaitingFor, waitNetwork)
+		st.Reason = "gate probe failed: " + gateErr.Error()
+	default:
+		if !g.NetworkConverged {
+			st.WaitingFor = append(st.WaitingFor, waitNetwork)
+		}
+		if !g.EtcdHealthy {
+			st.WaitingFor = append(st.WaitingFor, waitEtcd)
+		}
+	}
+	if needApproval && !approved {
+		st.WaitingFor = append(st.WaitingFor, waitApproval)
+	}
+	return st
+}
+
+// sameGate reports whether two readings differ only in when they were taken.
+func sameGate(a *incident.GateStatus, b incident.GateStatus) bool {
+	return a != nil && slices.Equal(a.WaitingFor, b.WaitingFor) && a.PartitionScore == b.PartitionScore &&
+		slices.Equal(a.UnhealthyEtcd, b.UnhealthyEtcd) && a.Reason == b.Reason && a.Deadline.Equal(b.Deadline)
 }
 
 // gateDecision is what the recovery gate does next.

@@ -72,8 +72,16 @@ func TestGuards(t *testing.T) {
 		"remediated recently":            {func(in *guardInput) { in.LastFinished = &recent }, "anti_flap", incident.OutcomeAntiFlap},
 		"remediated long ago":            {func(in *guardInput) { in.LastFinished = &old }, "", ""},
 		"anti flap disabled":             {func(in *guardInput) { in.LastFinished = &recent; in.Cfg.AntiFlap = 0 }, "", ""},
-		"dry run":                        {func(in *guardInput) { in.DryRun = true }, "dry_run", incident.OutcomeDryRun},
-		"two clusters allowed":           {func(in *guardInput) { in.Remediating["inc-1"] = "b"; in.Cfg.BlastRadius.MaxClusters = 2 }, "", ""},
+		"anti flap overridden by a human": {func(in *guardInput) {
+			in.LastFinished = &recent
+			in.AntiFlapOverride = &incident.Approval{By: "alice"}
+		}, "", ""},
+		"override never allows two at once": {func(in *guardInput) {
+			in.Remediating["inc-1"] = "a"
+			in.AntiFlapOverride = &incident.Approval{By: "alice"}
+		}, "anti_flap", incident.OutcomeAntiFlap},
+		"dry run":              {func(in *guardInput) { in.DryRun = true }, "dry_run", incident.OutcomeDryRun},
+		"two clusters allowed": {func(in *guardInput) { in.Remediating["inc-1"] = "b"; in.Cfg.BlastRadius.MaxClusters = 2 }, "", ""},
 	} {
 		in := base()
 		tc.mod(&in)
@@ -178,6 +186,22 @@ func TestNodeSelections(t *testing.T) {
 	require.Equal(t, []string{"n2", "n3"}, missingSnapshot(nodes, lists, "pre-recover-1"))
 	require.Equal(t, "pre-recover-1735787045", snapshotTag(t0, 0))
 	require.Equal(t, "pre-recover-1735787045-r1", snapshotTag(t0, 1))
+}
+
+func TestGateStatus(t *testing.T) {
+	d := t0.Add(time.Hour)
+	st := gateStatus(incident.Gate{PartitionScore: 1, EtcdHealthy: false, UnhealthyEtcd: []string{"http://e1: no leader"}},
+		nil, false, true, t0, d, t0.Add(time.Minute))
+	require.Equal(t, []string{waitNetwork, waitEtcd, waitApproval}, st.WaitingFor)
+	require.Equal(t, []string{"http://e1: no leader"}, st.UnhealthyEtcd)
+	require.Equal(t, d, st.Deadline)
+	st = gateStatus(incident.Gate{NetworkConverged: true, EtcdHealthy: true}, nil, true, true, t0, d, t0)
+	require.Empty(t, st.WaitingFor)
+	require.NotNil(t, st.WaitingFor, "an empty list, not null, for the API")
+	st = gateStatus(incident.Gate{}, errors.New("boom"), false, false, t0, d, t0)
+	require.Equal(t, []string{waitNetwork}, st.WaitingFor)
+	require.Contains(t, st.Reason, "boom")
+	require.True(t, sameGate(&st, gateStatus(incident.Gate{}, errors.New("boom"), false, false, t0, d, t0.Add(time.Second))))
 }
 
 func TestStepDeadline(t *testing.T) {

@@ -21,9 +21,13 @@
 //     a human decision and is not counted either way.
 //   - Pause is the kill switch for new remediations (the paused guard); an incident already past
 //     the guards goes on until it ends or a human aborts it.
-//   - A silence covering the cluster that someone else created is a takeover: the current stage
-//     is cancelled, the incident ends needs_human naming the silence and its author, and our own
-//     silence is expired. A silence of ours that a human expired is not put back.
+//   - A silence covering the cluster that someone else created is a takeover — the current
+//     stage is cancelled, the incident ends needs_human naming the silence and its author, and
+//     our own silence is expired — unless its comment matches silences.ack_comment_regex
+//     ("ACK! …"): then it is an acknowledgement, recorded, and the runbook goes on. When in
+//     doubt the human wins. A silence of ours that a human expired is not put back (noticed
+//     within silences.watch_interval, counted as human_expired).
+//   - An acknowledgement (by silence or through the API) never approves anything.
 //   - Our silences are recognised by created_by, the incident id in the comment and the cluster
 //     matcher together, so deployments sharing an Alertmanager never adopt or expire each
 //     other's.

@@ -62,9 +62,10 @@ func TestPartition32Recovers(t *testing.T) {
 	requireSOPOrder(t, audit, 5)
 	s.requireNoViolations(t)
 
-	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.incidents.WithLabelValues("recovered")))
+	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.incidents.WithLabelValues("alpha", "recovered")))
 	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.step.WithLabelValues("alpha", "awaiting_recovery")))
 	require.Equal(t, 1, testutil.CollectAndCount(r.e.m.containment))
+	require.Equal(t, uint64(1), containments(t, r))
 	require.GreaterOrEqual(t, testutil.ToFloat64(r.e.m.silences.WithLabelValues("created")), 1.0)
 	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.silences.WithLabelValues("expired")))
 }

@@ -29,6 +29,8 @@ type Store interface {
 	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
 	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
+	// Ingest journals deliveries as the webhook does (a retry journals an incident's alerts again).
+	Ingest(ctx context.Context, ds []incident.Delivery) ([]incident.IngestResult, error)
 	stateStore
 	// ID identifies the journal (the token in ZMY_ACTOR): runbooks of different journals are
 	// different runbooks, even for incidents of the same id.
@@ -146,7 +148,7 @@ func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, er
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
 	e.brk = newBreakers(j, cfg.Remediation.Breaker, func(c string, s BreakerState) {
-		e.m.breakerState.WithLabelValues(c).Set(float64(s))
+		e.m.setBreaker(c, s)
 	})
 	drivers, sil, err := e.build(cfg)
 	if err != nil {

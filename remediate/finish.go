@@ -75,12 +75,24 @@ func (e *Engine) finish(ctx context.Context, r *runner, id string) error {
 	if err := (storeClaims{j: e.j}).release(ctx, id); err != nil {
 		e.log.Warn("claim not released; the next claim prunes it", "incident", id, "err", err)
 	}
-	e.m.incidents.WithLabelValues(string(closed.Outcome)).Inc()
+	if closed.RemediationStarted {
+		e.requeueBlastRadius(ctx, id)
+	}
+	e.m.closed(closed.Cluster, closed.Outcome)
 	if e.config().Cluster(closed.Cluster) != nil {
 		e.m.setStep(closed.Cluster, incident.StepClosed)
 		e.m.stepDeadline.WithLabelValues(closed.Cluster).Set(0)
 	}
-	e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	switch closed.Outcome {
+	case incident.OutcomeNeedsHuman, incident.OutcomeFailed, incident.OutcomeAborted:
+		// The responder hands over: its silence is expired, so on-call is paged; say why.
+		e.log.Warn("incident handed to a human", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	case incident.OutcomeAntiFlap, incident.OutcomePaused, incident.OutcomeBlastRadius, incident.OutcomeBreakerOpen:
+		e.log.Warn("incident refused by a guard: its alert is left unhandled (POST .../retry re-evaluates it)",
+			"incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	default:
+		e.log.Info("incident closed", "incident", id, "cluster", closed.Cluster, "outcome", closed.Outcome, "reason", closed.Reason)
+	}
 	return nil
 }
 
@@ -95,7 +107,7 @@ func (e *Engine) expireSilences(ctx context.Context, sil *silencer, inc *inciden
 			if s.ID != "" && !slices.Contains(ids, s.ID) {
 				ids = append(ids, s.ID)
 			}
-		case silenceExpired:
+		case silenceExpired, silenceHumanExpired:
 			done[s.ID] = true
 		}
 	}

@@ -153,6 +153,7 @@ func testConfig(t testing.TB, s *simCluster) *config.Config {
 	cfg.Alertmanager.SilenceDuration = model.Duration(5 * time.Minute)
 	cfg.API.ExternalURL = "http://127.0.0.1:9095"
 	cfg.Detection.ProbeTimeout = model.Duration(2 * time.Second)
+	cfg.Detection.ConfirmWindow = model.Duration(3 * time.Second)
 	// Under this harness's write load (200/s) nodes scraped a few ms apart can differ by more
 	// than the default tolerance of 2.
 	cfg.Detection.ShardTolerance = 3

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
@@ -58,4 +59,28 @@ func TestOrphanSilencesExpiredAtStart(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "active", state(got), id)
 	}
+}
+
+// An alert that arrives a moment after the partition, before the split shows in the data, is
+// probed again within detection.confirm_window and contained once confirmed, instead of closing
+// not_confirmed for good.
+func TestConfirmWindowCatchesAnEarlyAlert(t *testing.T) {
+	s := startSim(t, "omega", 5, "")
+	cfg := testConfig(t, s)
+	cfg.Detection.ConfirmWindow = model.Duration(60 * time.Second)
+	r := newRig(t, s, cfg)
+	s.fault(t, "load", "0") // no writes: the sides cannot diverge yet
+	s.fault(t, "partition", "n1,n2,n3/n4,n5")
+	id := r.fire(t)
+	inc := r.waitFor(t, id, 30*time.Second, "a first verdict that does not confirm", func(inc *incident.Incident) bool {
+		return inc.Verdict != nil || !inc.Open()
+	})
+	require.True(t, inc.Open(), "%s: %s", inc.Outcome, inc.Reason)
+	require.NotEqual(t, incident.VerdictConfirmed, inc.Verdict.Kind)
+	requireTimeline(t, inc, "probing again every")
+
+	s.fault(t, "load", "200") // the writes come back: each side takes its own
+	inc = r.waitStep(t, id, incident.StepAwaitingRecovery, 60*time.Second)
+	require.True(t, inc.Open(), "%s: %s", inc.Outcome, inc.Reason)
+	require.Equal(t, incident.VerdictConfirmed, inc.Verdict.Kind)
 }

@@ -25,18 +25,24 @@ func stageAwaitingRecovery(ctx context.Context, sc *stageCtx) Result {
 	sc.failpoint("awaiting_recovery:polled")
 	need := requireApproval(sc.cfg, sc.cluster)
 	a := currentApproval(sc.inc)
-	d, reason := decideGate(g, err, a != nil, need, sc.deadline, sc.now())
+	now := sc.now()
+	d, reason := decideGate(g, err, a != nil, need, sc.deadline, now)
+	st := gateStatus(g, err, a != nil, need, sc.inc.StepEnteredAt, sc.deadline, now)
+	var record func(*incident.Incident)
+	if !sameGate(sc.inc.Gate, st) {
+		record = func(inc *incident.Incident) { inc.Gate = &st }
+	}
 	switch d {
 	case gateOpen:
 		note := "gate open: network converged, etcd healthy"
 		if need {
 			note += fmt.Sprintf(", approved by %s (%s)", a.By, a.Reason)
 		}
-		return Done(note)
+		return Done(note).With(func(inc *incident.Incident) { inc.Gate = &st })
 	case gateTimeout:
-		return CloseTimeout(incident.OutcomeNeedsHuman, reason)
+		return CloseTimeout(incident.OutcomeNeedsHuman, reason).With(record)
 	}
-	return Requeue(time.Duration(sc.cfg.Remediation.GatePoll), "gate closed: "+reason)
+	return Requeue(time.Duration(sc.cfg.Remediation.GatePoll), "gate closed: "+reason).With(record)
 }
 
 // stageArbitrating runs `quorum recover --auto` (its requirements — no human took over, every

@@ -27,11 +27,13 @@ const (
 	silenceCreated  = "created"
 	silenceExtended = "extended"
 	silenceExpired  = "expired"
-	silenceFailed   = "failed"
-	silenceForeign  = "foreign"
+	// silenceHumanExpired: a human expired the responder's silence (they want to be paged).
+	silenceHumanExpired = "human_expired"
+	silenceFailed       = "failed"
+	silenceForeign      = "foreign"
 )
 
-var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceFailed, silenceForeign}
+var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceHumanExpired, silenceFailed, silenceForeign}
 
 // silencer talks to Alertmanager's API v2 about the silences of incidents. It holds no state:
 // which silence belongs to which incident is journaled in incident.Silences, and the comment
@@ -43,7 +45,8 @@ type silencer struct {
 	createdBy   string
 	alertRegex  string
 	externalURL string
-	labelName   string // the alert label that names the cluster
+	labelName   string         // the alert label that names the cluster
+	ackRE       *regexp.Regexp // a human's silence whose comment matches acknowledges
 }
 
 // newSilencer returns nil when no Alertmanager is configured (silencing disabled).
@@ -65,6 +68,14 @@ func newSilencer(cfg *config.Config) (*silencer, error) {
 	if len(cfg.Webhook.ClusterLabels) > 0 {
 		label = cfg.Webhook.ClusterLabels[0]
 	}
+	ackExpr := cfg.Silences.AckCommentRegex
+	if ackExpr == "" {
+		ackExpr = config.DefaultSilences.AckCommentRegex
+	}
+	ackRE, err := regexp.Compile(ackExpr)
+	if err != nil {
+		return nil, fmt.Errorf("silences.ack_comment_regex: %w", err)
+	}
 	return &silencer{
 		api:         amclient.New(rt, strfmt.Default).Silence,
 		timeout:     time.Duration(am.Timeout),
@@ -73,6 +84,7 @@ func newSilencer(cfg *config.Config) (*silencer, error) {
 		alertRegex:  am.AlertNameRegex,
 		externalURL: strings.TrimSuffix(cfg.API.ExternalURL, "/"),
 		labelName:   label,
+		ackRE:       ackRE,
 	}, nil
 }
 
@@ -206,24 +218,60 @@ type foreignSilence struct {
 	ends            time.Time
 }
 
-// Foreign returns an active silence that covers the incident's alert and that we did not
-// create: a human took over.
-func (s *silencer) Foreign(ctx context.Context, inc *incident.Incident) (*foreignSilence, error) {
+// humanSilences is what humans did with silences around an incident.
+type humanSilences struct {
+	// takeover is an active silence someone else created that covers the incident's alert and
+	// does not say it only acknowledges: a human took over.
+	takeover *foreignSilence
+	// acks are active covering silences whose comment acknowledges ("ACK! …").
+	acks []foreignSilence
+	// expired lists our silences of the incident that are expired (by a human, unless we
+	// journaled expiring them).
+	expired []string
+}
+
+// Humans reads every silence once and says what humans did: took over, acknowledged, or
+// expired the incident's silence.
+func (s *silencer) Humans(ctx context.Context, inc *incident.Incident) (humanSilences, error) {
 	all, err := s.List(ctx)
 	if err != nil {
-		return nil, err
+		return humanSilences{}, err
 	}
+	return s.classify(all, inc), nil
+}
+
+// classify is Humans without the call: a pure reading of Alertmanager's silences.
+func (s *silencer) classify(all []*models.GettableSilence, inc *incident.Incident) humanSilences {
+	var h humanSilences
 	lset := s.alertLabels(inc)
 	for _, sil := range all {
-		if !s.ours(sil) && state(sil) == "active" && covers(sil, lset) {
-			f := &foreignSilence{id: deref(sil.ID), by: deref(sil.CreatedBy), comment: deref(sil.Comment)}
-			if sil.EndsAt != nil {
-				f.ends = time.Time(*sil.EndsAt)
+		if s.ours(sil) {
+			if id, ok := incidentOf(deref(sil.Comment)); ok && id == inc.ID && state(sil) == "expired" {
+				h.expired = append(h.expired, deref(sil.ID))
 			}
-			return f, nil
+			continue
+		}
+		if state(sil) != "active" || !covers(sil, lset) {
+			continue
+		}
+		f := foreignSilence{id: deref(sil.ID), by: deref(sil.CreatedBy), comment: deref(sil.Comment)}
+		if sil.EndsAt != nil {
+			f.ends = time.Time(*sil.EndsAt)
+		}
+		if s.ackRE.MatchString(f.comment) {
+			h.acks = append(h.acks, f)
+		} else if h.takeover == nil {
+			h.takeover = &f
 		}
 	}
-	return nil, nil
+	return h
+}
+
+// Foreign returns an active silence that covers the incident's alert, that we did not create
+// and that is not an acknowledgement: a human took over.
+func (s *silencer) Foreign(ctx context.Context, inc *incident.Incident) (*foreignSilence, error) {
+	h, err := s.Humans(ctx, inc)
+	return h.takeover, err
 }
 
 // alertLabels is the label set of the incident's alert as Alertmanager would match it.

@@ -18,7 +18,7 @@ import (
 func testSilencer(t *testing.T, url string) *silencer {
 	t.Helper()
 	cfg := &config.Config{Alertmanager: config.DefaultAlertmanager, Webhook: config.DefaultWebhook,
-		API: config.APIConfig{ExternalURL: "http://responder.example:9095/"}}
+		Silences: config.DefaultSilences, API: config.APIConfig{ExternalURL: "http://responder.example:9095/"}}
 	cfg.Alertmanager.URL = url
 	cfg.Alertmanager.Timeout = model.Duration(2 * time.Second)
 	s, err := newSilencer(cfg)
@@ -100,13 +100,21 @@ func TestSilenceLifecycleAgainstAlertmanager(t *testing.T) {
 
 // postForeign creates a silence as a human would, through the same API.
 func postForeign(t *testing.T, s *silencer, by, cluster string) string {
+	return postHuman(t, s, by, cluster, "looking into it")
+}
+
+// postHuman posts a human's silence on the cluster's ZMY_Quorum_Down with comment.
+func postHuman(t *testing.T, s *silencer, by, cluster, comment string) string {
 	t.Helper()
 	tr, fa := true, false
 	now := time.Now()
 	id, err := s.post(t.Context(), "", models.Silence{
-		Comment: ptr("looking into it"), CreatedBy: ptr(by),
-		StartsAt: ptr(strfmt.DateTime(now)), EndsAt: ptr(strfmt.DateTime(now.Add(time.Hour))),
-		Matchers: models.Matchers{{Name: ptr("cluster"), Value: ptr(cluster), IsRegex: &fa, IsEqual: &tr}},
+		Comment: ptr(comment), CreatedBy: ptr(by),
+		StartsAt: ptr(strfmt.DateTime(now)), EndsAt: ptr(strfmt.DateTime(now.Add(15 * time.Minute))),
+		Matchers: models.Matchers{
+			{Name: ptr("alertname"), Value: ptr("ZMY_Quorum_Down"), IsRegex: &fa, IsEqual: &tr},
+			{Name: ptr("cluster"), Value: ptr(cluster), IsRegex: &fa, IsEqual: &tr},
+		},
 	})
 	require.NoError(t, err)
 	return id

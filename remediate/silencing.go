@@ -44,11 +44,12 @@ type runnerHumans struct {
 }
 
 func (h runnerHumans) takenOver(ctx context.Context, inc *incident.Incident) string {
-	f, err := h.sil.Foreign(ctx, inc)
-	if err != nil || f == nil {
+	hs, err := h.sil.Humans(ctx, inc)
+	if err != nil {
 		return h.e.takeoverOf(h.r) // Alertmanager unreachable: the keeper keeps looking
 	}
-	return h.e.takeover(ctx, h.r, inc.ID, f)
+	h.e.noteHumans(ctx, h.r, inc, hs)
+	return h.e.takeoverOf(h.r)
 }
 
 func (h runnerHumans) silence(ctx context.Context, inc *incident.Incident) error {
@@ -70,7 +71,7 @@ func currentSilence(inc *incident.Incident) silenceStatus {
 			if s.ID != "" {
 				st.id, st.lastAt, st.ended = s.ID, s.At, false
 			}
-		case silenceExpired:
+		case silenceExpired, silenceHumanExpired:
 			if s.ID == st.id {
 				st.ended = true
 			}
@@ -121,7 +122,7 @@ func (e *Engine) extendSilence(ctx context.Context, r *runner, sil *silencer, id
 		sid, ends, err := sil.Extend(ctx, st.id, now)
 		if errors.Is(err, errSilenceGone) {
 			// A human expired our silence: they want to be paged; don't put it back.
-			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceExpired, At: now, Error: "expired by someone else"})
+			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceHumanExpired, At: now, Error: "expired by someone else"})
 			return nil
 		}
 		if err != nil {
@@ -159,6 +160,14 @@ func (e *Engine) config() *config.Config {
 // is best effort: the action happened whether or not it could be recorded.
 func (e *Engine) recordSilence(ctx context.Context, id string, s incident.Silence) {
 	e.m.silences.WithLabelValues(s.Action).Inc()
+	switch s.Action {
+	case silenceCreated, silenceExtended, silenceExpired:
+		e.log.Info("silence "+s.Action, "incident", id, "silence", s.ID, "ends_at", s.EndsAt)
+	case silenceFailed:
+		e.log.Warn("silence action failed", "incident", id, "silence", s.ID, "err", s.Error)
+	default: // a human's: foreign, human_expired
+		e.log.Warn("a human acted on the cluster's silences", "incident", id, "action", s.Action, "silence", s.ID, "detail", s.Error)
+	}
 	// Recorded even when the Alertmanager call used up ctx: the journal write has its own bound.
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -191,7 +200,8 @@ func (e *Engine) takeover(ctx context.Context, r *runner, id string, f *foreignS
 }
 
 // keepSilence runs beside an incident past the guards: it retries a failed creation with
-// backoff, extends the silence every extend_every and watches for a human's silence.
+// backoff, extends the silence every extend_every, and every silences.watch_interval looks at
+// what humans did: a takeover silence, an acknowledgement, an expiry of our silence.
 func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 	b := newBackoff(200*time.Millisecond, time.Minute)
 	e.mu.Lock()
@@ -202,8 +212,8 @@ func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 			return // the cluster's leader keeps the silence
 		}
 		_, _, _, sil := e.snapshot(cluster)
-		every := time.Duration(e.config().Alertmanager.ExtendEvery)
-		wait := max(every, time.Millisecond)
+		cfg := e.config()
+		wait := max(min(time.Duration(cfg.Alertmanager.ExtendEvery), time.Duration(cfg.Silences.WatchInterval)), time.Millisecond)
 		if sil != nil {
 			err := e.ensureSilence(ctx, r, sil, r.id)
 			if err == nil {
@@ -215,17 +225,38 @@ func (e *Engine) keepSilence(ctx context.Context, r *runner) {
 				b.reset()
 			}
 			if inc, err := e.j.Get(ctx, r.id); err == nil && inc.Open() && inc.Outcome == "" {
-				if f, err := sil.Foreign(ctx, inc); err == nil && f != nil {
-					e.takeover(ctx, r, r.id, f)
-					select {
-					case r.wake <- struct{}{}:
-					default:
-					}
+				if hs, err := sil.Humans(ctx, inc); err == nil {
+					e.noteHumans(ctx, r, inc, hs)
 				}
 			}
 		}
 		if !sleep(ctx, wait, nil) {
 			return
+		}
+	}
+}
+
+// noteHumans journals what humans did with silences: acknowledgements (the runbook goes on), an
+// expiry of our silence (not put back: they want to be paged), and a takeover (the running step
+// is cancelled and the incident handed to them).
+func (e *Engine) noteHumans(ctx context.Context, r *runner, inc *incident.Incident, hs humanSilences) {
+	var acks []incident.Ack
+	for _, f := range hs.acks {
+		acks = append(acks, incident.Ack{By: f.by, At: e.now(), Comment: f.comment, Source: ackBySilence, SilenceID: f.id})
+	}
+	e.recordAcks(ctx, inc.ID, acks)
+	ours := currentSilence(inc)
+	for _, id := range hs.expired {
+		if id == ours.id && !ours.ended {
+			e.recordSilence(ctx, inc.ID, incident.Silence{ID: id, Action: silenceHumanExpired, At: e.now(),
+				Error: "expired by someone else: they want to be paged; not put back"})
+		}
+	}
+	if hs.takeover != nil {
+		e.takeover(ctx, r, inc.ID, hs.takeover)
+		select {
+		case r.wake <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -17,7 +17,7 @@ func (openGate) RecoveryGate(context.Context, string) (incident.Gate, error) {
 	return incident.Gate{NetworkConverged: true, EtcdHealthy: true, At: time.Now()}, nil
 }
 
-// SPEC §4: `quorum recover` never runs before every node holds its pre-recover snapshot. Here
+// Safety rule: `quorum recover` never runs before every node holds its pre-recover snapshot. Here
 // the gate lies and n3 can no longer prove it holds the snapshot when arbitration starts: the
 // arbitration stage's own re-check must stop the runbook, with no recover and no resume sent.
 func TestRecoverNeedsEverySnapshotEvenIfTheGateLies(t *testing.T) {

@@ -160,7 +160,7 @@ func (e *Engine) deps(r *runner, inc *incident.Incident, cfg *config.Config, cc 
 	d := deps{
 		driver: nodes, prober: e.p, journal: e.j, now: e.now, slots: e.sem,
 		claims: storeClaims{j: e.j}, guards: e,
-		contained: func(d time.Duration) { e.m.containment.Observe(d.Seconds()) },
+		contained: func(d time.Duration) { e.m.contained(inc.Cluster, d) },
 		plan:      func() []string { return planSteps(cfg, cc) },
 		fail:      e.fail,
 	}

@@ -40,7 +40,7 @@ var runbook = []stepSpec{
 	{step: incident.StepReceived, stage: stageReceived, next: incident.StepConfirming,
 		budget: commandBudget(2)},
 	{step: incident.StepConfirming, stage: stageConfirming, next: incident.StepGuarding,
-		budget: goldenWindow},
+		budget: confirmingBudget},
 	{step: incident.StepGuarding, stage: stageGuarding, next: incident.StepSilencing,
 		budget: commandBudget(2), approvable: true},
 	{step: incident.StepSilencing, stage: stageSilencing, next: incident.StepContaining,
@@ -110,6 +110,11 @@ func stepBudget(s incident.Step, cfg *config.Config, cc *config.ClusterConfig) t
 
 func goldenWindow(cfg *config.Config, _ *config.ClusterConfig) time.Duration {
 	return time.Duration(cfg.Remediation.GoldenWindow)
+}
+
+// confirmingBudget is the confirm window, and a golden window for the verdict that ends it.
+func confirmingBudget(cfg *config.Config, cc *config.ClusterConfig) time.Duration {
+	return time.Duration(cfg.Detection.ConfirmWindow) + goldenWindow(cfg, cc)
 }
 
 // commandBudget is n command timeouts: steps whose work is a few commands in a row.

@@ -68,9 +68,10 @@ func TestWebhookEndToEndWithApproval(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`zmy_responder_incidents_total{outcome="recovered"} 1`,
-		`zmy_responder_time_to_containment_seconds_count 1`,
-		`zmy_responder_breaker_state{cluster="rho"} 0`,
+		`zmy_responder_incidents_total{cluster="rho",outcome="recovered"} 1`,
+		`zmy_responder_time_to_containment_seconds_count{cluster="rho"} 1`,
+		`zmy_responder_breaker_state{cluster="rho",state="closed"} 1`,
+		`zmy_responder_breaker_state{cluster="rho",state="open"} 0`,
 		`zmy_responder_incident_step{cluster="rho",step="awaiting_recovery"} 0`,
 		`zmy_responder_steps_total{result="ok",step="containing"} 1`,
 	} {

@@ -30,7 +30,7 @@ func TestPromtool(t *testing.T) {
 	require.NotEmpty(t, tests)
 
 	for _, args := range [][]string{
-		append([]string{"check", "rules"}, names...),
+		append([]string{"check", "rules", "--lint=all", "--lint-fatal"}, names...),
 		append([]string{"test", "rules"}, tests...),
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

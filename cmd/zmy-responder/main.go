@@ -19,7 +19,6 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
-	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/receiver"
 )
 
@@ -30,7 +29,8 @@ func run() int {
 	var (
 		configFile  = app.Flag("config.file", "zmy-responder configuration file.").Default("zmy-responder.yml").String()
 		configCheck = app.Flag("config.check", "Validate the configuration file, print OK or the error, and exit.").Bool()
-		listen      = app.Flag("web.listen-address", "Address for the HTTP API, webhook and metrics.").Default(":9095").String()
+		listenFlag  = app.Flag("web.listen-address", "Address for the HTTP API, webhook and metrics.").Default(receiver.DefaultListenAddress)
+		listen      = listenFlag.String()
 		webConfig   = app.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").String()
 		grpcListen  = app.Flag("grpc.listen-address", "Address for gRPC health (grpc.health.v1); empty disables it.").Default(":9096").String()
 		storage     = app.Flag("storage.path", "Directory of the incident journal.").Default("data/").String()
@@ -39,15 +39,25 @@ func run() int {
 	promslogflag.AddFlags(app, logCfg)
 	app.Version(version.Print("zmy-responder"))
 	app.HelpFlag.Short('h')
+	listenSet := false
+	listenFlag.IsSetByUser(&listenSet)
 	if _, err := app.Parse(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 
 	if *configCheck {
-		if _, err := config.Load(*configFile); err != nil {
+		opts := receiver.CheckOptions{ConfigFile: *configFile, WebConfigFile: *webConfig}
+		if listenSet {
+			opts.ListenAddress = *listen
+		}
+		warnings, err := receiver.CheckConfig(opts)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
+		}
+		for _, w := range warnings {
+			fmt.Fprintln(os.Stderr, "WARNING:", w)
 		}
 		fmt.Println("OK")
 		return 0

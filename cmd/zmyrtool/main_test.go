@@ -109,7 +109,7 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	for _, want := range []string{
 		id + "  ZMY_Quorum_Down on cluster demo",
 		"Step:      awaiting_recovery",
-		"Gate waits for: ", "waiting for a human approval",
+		"Gate waits for: ", "approval",
 		"Verdict:   confirmed: ",
 		"[YES] control plane", "[YES] data plane", "[YES] network",
 		"Timeline:", "Commands:", "  n1:", "raft suspend --force", "exit 0",

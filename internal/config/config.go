@@ -15,6 +15,7 @@ type Config struct {
 	API          APIConfig          `yaml:"api"`
 	Web          WebConfig          `yaml:"web"`
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
+	Silences     SilencesConfig     `yaml:"silences"`
 	Detection    DetectionConfig    `yaml:"detection"`
 	Remediation  RemediationConfig  `yaml:"remediation"`
 	Clusters     []ClusterConfig    `yaml:"clusters"`
@@ -92,6 +93,17 @@ type AlertmanagerConfig struct {
 	AlertNameRegex string `yaml:"alertname_regex"`
 }
 
+// SilencesConfig says how the responder reads the silences humans put on a cluster it works on.
+type SilencesConfig struct {
+	// AckCommentRegex: a human's silence whose comment matches is an acknowledgement ("I am on
+	// it"): recorded on the incident, the runbook goes on. Any other human silence on the cluster
+	// is a takeover. Default `(?i)^\s*ACK\b` (karma's "ACK! …", the amtool habit "ACK …").
+	AckCommentRegex string `yaml:"ack_comment_regex"`
+	// WatchInterval is how often an open incident looks at Alertmanager for a human's silence,
+	// or a human's expiry of the responder's silence. Default 10s.
+	WatchInterval model.Duration `yaml:"watch_interval"`
+}
+
 // DetectionConfig tunes the probes and the verdict.
 type DetectionConfig struct {
 	ProbeTimeout   model.Duration  `yaml:"probe_timeout"`              // per probe call, default 2s
@@ -102,6 +114,10 @@ type DetectionConfig struct {
 	ClockFuse      ClockFuseConfig `yaml:"clock_fuse"`
 	NodeBreaker    BreakerConfig   `yaml:"node_breaker"`   // per-node probe breaker
 	WatchInterval  model.Duration  `yaml:"watch_interval"` // 0 disables watch mode; default 0
+	// ConfirmWindow: an alert whose split-brain the probes do not confirm (yet) is probed again
+	// while it fires, until this long after confirming began; only then not_confirmed or
+	// inconclusive. 0: one verdict decides. Default 2m.
+	ConfirmWindow model.Duration `yaml:"confirm_window"`
 }
 
 // ThresholdConfig is the dynamic split-brain threshold of the seed:
@@ -148,6 +164,9 @@ type RemediationConfig struct {
 type BlastRadiusConfig struct {
 	MaxClusters int     `yaml:"max_clusters"` // default 1
 	MaxPercent  float64 `yaml:"max_percent"`  // of configured clusters, default 50
+	// RequeueWindow: when a remediation ends, a cluster refused for blast radius this recently,
+	// whose alert still fires, is re-evaluated (one at a time, oldest first). Default 10m.
+	RequeueWindow model.Duration `yaml:"requeue_window"`
 }
 
 // ClusterConfig is one ZMY cluster.
@@ -208,6 +227,11 @@ var (
 		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,
 	}
 
+	DefaultSilences = SilencesConfig{
+		AckCommentRegex: `(?i)^\s*ACK\b`,
+		WatchInterval:   model.Duration(10 * time.Second),
+	}
+
 	DefaultDetection = DetectionConfig{
 		ProbeTimeout:   model.Duration(2 * time.Second),
 		Concurrency:    64,
@@ -226,7 +250,8 @@ var (
 			MaxDrift:  model.Duration(300 * time.Millisecond),
 			Breaches:  3,
 		},
-		NodeBreaker: BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(30 * time.Second)},
+		NodeBreaker:   BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(30 * time.Second)},
+		ConfirmWindow: model.Duration(2 * time.Minute),
 	}
 
 	DefaultRemediation = RemediationConfig{
@@ -238,7 +263,7 @@ var (
 		VerifyTimeout:   model.Duration(60 * time.Second),
 		Concurrency:     64,
 		Breaker:         BreakerConfig{ConsecutiveFailures: 3, Cooldown: model.Duration(10 * time.Minute)},
-		BlastRadius:     BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50},
+		BlastRadius:     BlastRadiusConfig{MaxClusters: 1, MaxPercent: 50, RequeueWindow: model.Duration(10 * time.Minute)},
 		AntiFlap:        model.Duration(30 * time.Minute),
 	}
 )

@@ -22,6 +22,7 @@ func (c *Config) setDefaults() {
 	*c = Config{
 		Webhook:      DefaultWebhook,
 		Alertmanager: DefaultAlertmanager,
+		Silences:     DefaultSilences,
 		Detection:    DefaultDetection,
 		Remediation:  DefaultRemediation,
 	}

@@ -54,7 +54,7 @@ func load(b []byte, dir string) (*Config, error) {
 	case errors.Is(err, io.EOF):
 		// An empty file is a valid config: all defaults, no clusters.
 	case err != nil:
-		return nil, fmt.Errorf("parse YAML: %w", err)
+		return nil, syntaxError(b, err)
 	default:
 		var extra yaml.Node
 		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -110,15 +110,25 @@ func checkKnownFields(n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if n.ShortTag() == "!!null" {
+		return nil
+	}
+	// Values with their own decoder (durations, secrets, URLs) report errors without a line;
+	// decode them here, one by one, to say where the bad value is.
+	if _, custom := reflect.PointerTo(t).MethodByName("UnmarshalYAML"); custom {
+		if n.Kind == yaml.ScalarNode {
+			if err := n.Decode(reflect.New(t).Interface()); err != nil {
+				return customTypeError(n, t, path, err)
+			}
+			return nil
+		}
+	} else if n.Kind != yaml.DocumentNode && n.Kind != yaml.AliasNode {
+		if err := typeError(n, t, path); err != nil {
+			return err
+		}
+	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		// Values with their own decoder (durations, secrets, URLs) report errors without a line;
-		// decode them here, one by one, to say where the bad value is.
-		if _, custom := reflect.PointerTo(t).MethodByName("UnmarshalYAML"); custom && n.ShortTag() != "!!null" {
-			if err := n.Decode(reflect.New(t).Interface()); err != nil {
-				return fmt.Errorf("line %d: %s: %w", n.Line, orTop(path), err)
-			}
-		}
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
 			return nil

@@ -93,7 +93,7 @@ func TestLoadErrors(t *testing.T) {
 		}},
 		{"empty_cluster_name.yml", []string{`clusters[0].name: is required`}},
 		{"missing_secret.yml", []string{`line 3: webhook.auth.bearer_token_file: open `, `does-not-exist: no such file`}},
-		{"wrong_type.yml", []string{`line 2: cannot unmarshal !!str `, `many`}},
+		{"wrong_type.yml", []string{`line 2: detection.concurrency: want an integer, got "many"`}},
 		{"bad_duration.yml", []string{`line 2`, `60 seconds`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -120,4 +120,60 @@ func TestLoadBytes(t *testing.T) {
 
 	_, err = LoadBytes([]byte("alertmanager: {extend_every: 20m}"))
 	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (10m)")
+}
+
+// A wrong type names the key it was given for, and says what was expected.
+func TestLoadTypeErrors(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"webhook:\n  cluster_labels: [cluster]\n  max_body_bytes: one meg\n",
+			`line 3: webhook.max_body_bytes: want an integer, got "one meg"`},
+		{"webhook:\n  cluster_labels: cluster\n", `line 2: webhook.cluster_labels: want a list, got "cluster"`},
+		{"detection: 5\n", `line 1: detection: want a mapping of keys to values, got "5"`},
+		{"remediation:\n  dry_run: maybe\n", `line 2: remediation.dry_run: want true or false, got "maybe"`},
+		{"remediation:\n  converged_partition_score: [0]\n", `line 2: remediation.converged_partition_score: want a number, got a list`},
+		{"remediation:\n  breaker: {consecutive_failures: -1}\n",
+			`line 2: remediation.breaker.consecutive_failures: want a non-negative integer, got "-1"`},
+		{"clusters:\n  - name: {a: b}\n", `line 2: clusters[0].name: want a string, got a mapping`},
+		{"detection:\n  probe_timeout: 2 seconds\n", `line 2: detection.probe_timeout: `},
+	} {
+		_, err := LoadBytes([]byte(tc.doc))
+		require.ErrorContains(t, err, tc.want, tc.doc)
+	}
+}
+
+// A YAML syntax error names the line where the problem is, not where yaml.v3's parser saw the
+// enclosing block begin.
+func TestLoadSyntaxErrorLine(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"key outdented", "webhook:\n  max_body_bytes: 10\n remediation:\n  dry_run: true\n",
+			`parse YAML: line 3: did not find expected key: " remediation:"`},
+		{"key mis-indented deep in a cluster",
+			"clusters:\n  - name: east\n    nodes:\n    - id: n1\n      metrics_url: http://a\n     peer_addr: x\n",
+			`parse YAML: line 6: `},
+		{"unclosed list", "webhook:\n  max_body_bytes: 10\nclusters:\n  - name: east\n    zmyctl: [\"zmyctl\", \"--endpoint\"\n    nodes: []\nremediation:\n  dry_run: true\n",
+			`parse YAML: line 5: `},
+		{"unclosed quote", "clusters:\n  - name: \"east\n    nodes: []\nremediation:\n  dry_run: true\n",
+			`parse YAML: line 2: `},
+		{"tab", "webhook:\n\tmax_body_bytes: 10\n", `parse YAML: line 2: found character that cannot start any token`},
+		{"multi-line list closed, error after it",
+			"clusters:\n  - name: east\n    zmyctl: [\"zmyctl\",\n      \"--endpoint\"]\n    nodes: []\n   oops: 1\n",
+			`parse YAML: line 6: `},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadBytes([]byte(tc.doc))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	for _, doc := range []string{"", "clusters: []\n", "webhook: {max_body_bytes: 10}\n"} {
+		cfg, err := LoadBytes([]byte(doc))
+		require.NoError(t, err)
+		require.Equal(t, []string{"no clusters configured: every alert will be journaled as unknown_cluster and nothing will be remediated"},
+			cfg.Warnings(), "%q", doc)
+	}
+	cfg, err := Load("testdata/good.yml")
+	require.NoError(t, err)
+	require.Empty(t, cfg.Warnings())
 }

@@ -110,6 +110,7 @@ func (c *Config) validate(doc *yaml.Node) error {
 		}
 	}
 	c.Alertmanager.validate(p)
+	c.Silences.validate(p)
 	c.Detection.validate(p)
 	c.Remediation.validate(p)
 
@@ -203,9 +204,20 @@ func (a *AlertmanagerConfig) validate(p *problems) {
 	}
 }
 
+func (s *SilencesConfig) validate(p *problems) {
+	base := []any{"silences"}
+	if _, err := regexp.Compile(s.AckCommentRegex); err != nil || s.AckCommentRegex == "" {
+		p.add(at(base, "ack_comment_regex"), "must be a non-empty regular expression: %v", err)
+	}
+	positive(p, at(base, "watch_interval"), s.WatchInterval)
+}
+
 func (d *DetectionConfig) validate(p *problems) {
 	base := []any{"detection"}
 	positive(p, at(base, "probe_timeout"), d.ProbeTimeout)
+	if d.ConfirmWindow < 0 {
+		p.add(at(base, "confirm_window"), "must not be negative, got %s", d.ConfirmWindow)
+	}
 	if d.Concurrency <= 0 {
 		p.add(at(base, "concurrency"), "must be > 0, got %d", d.Concurrency)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,8 +25,11 @@ type Options struct {
 	BinDir   string
 	Dir      string        // scratch directory for configs, data and logs
 	Timeout  time.Duration // the whole demo; default 5m
-	// Keep leaves the stack running after the incident until ctx is cancelled (Ctrl-C).
+	// Keep leaves the stack running after the incident until ctx is cancelled (Ctrl-C), so
+	// that the addresses under "Where to look" answer; Timeout does not end it.
 	Keep bool
+	// Verbose prints every zmyctl command line instead of one summary per command and step.
+	Verbose bool
 }
 
 // Run runs the demo, writing the narration to w.
@@ -33,9 +37,10 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
 	}
+	keepCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	n := &narrator{w: w, start: time.Now()}
+	n := &narrator{w: w, start: time.Now(), progress: progress{verbose: o.Verbose}}
 
 	_, promErr := stack.LookPath("prometheus")
 	_, amErr := stack.LookPath("prometheus-alertmanager", "alertmanager")
@@ -102,18 +107,25 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		return fmt.Errorf("invariants violated: %w", invErr)
 	}
 	n.say("")
-	n.say("Where to look:")
+	if o.Keep {
+		n.say("Everything keeps running until you press Ctrl-C. Where to look:")
+	} else {
+		n.say("Where to look — while it runs: everything is torn down when the demo ends; to keep it")
+		n.say("running, `make demo DEMO_ARGS=--keep` (or bin/zmy-demo --keep) and press Ctrl-C when done:")
+	}
 	n.say("  curl -s %s/api/v1/incidents/%s | jq .", s.ResponderURL, inc.ID)
 	n.say("  curl -s %s/metrics | grep ^zmy_responder_", s.ResponderURL)
+	n.say("  %s audit --admin-address %s   # every zmyctl command the nodes received", filepath.Join(o.BinDir, "zmysim"), s.SimAdmin)
 	if observability {
 		n.say("  %s/alerts and %s/#/silences", s.PrometheusURL, s.AlertmanagerURL)
 	}
+	n.say("  logs: %s/*.log", o.Dir)
 	if inc.Outcome != incident.OutcomeRecovered {
 		return fmt.Errorf("incident ended %s, not recovered", inc.Outcome)
 	}
 	if o.Keep {
-		n.say("Everything keeps running; press Ctrl-C to stop.")
-		<-ctx.Done()
+		cancel() // the timeout bounds the incident, not how long the user looks around
+		<-keepCtx.Done()
 	}
 	return nil
 }
@@ -123,8 +135,6 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) (*incident.Incident, error) {
 	var (
 		id       string
-		seen     int
-		seenCmds int
 		healed   bool
 		approved bool
 	)
@@ -156,18 +166,9 @@ func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) 
 		if err := stack.GetJSON(ctx, s.ResponderURL+"/api/v1/incidents/"+id, &inc); err != nil {
 			continue
 		}
-		for _, ev := range inc.Timeline[min(seen, len(inc.Timeline)):] {
-			n.say("  [%-17s] %s", ev.Step, ev.Message)
+		for _, l := range n.progress.next(&inc) {
+			n.say("%s", l)
 		}
-		seen = len(inc.Timeline)
-		for _, c := range inc.Commands[min(seenCmds, len(inc.Commands)):] {
-			status := "ok"
-			if c.Error != "" {
-				status = c.Error
-			}
-			n.say("      %s: zmyctl %s (%s) %s", c.Node, strings.Join(c.Args, " "), c.Duration.Round(time.Millisecond), status)
-		}
-		seenCmds = len(inc.Commands)
 		if inc.Verdict != nil && inc.Step == incident.StepAwaitingRecovery && !healed {
 			n.say("")
 			n.say("The responder waits at the recovery gate (SOP-ZMY-005): network converged, etcd healthy,")
@@ -221,8 +222,9 @@ func verdictKind(plan map[string]any) any {
 }
 
 type narrator struct {
-	w     io.Writer
-	start time.Time
+	w        io.Writer
+	start    time.Time
+	progress progress
 }
 
 func (n *narrator) say(format string, args ...any) {

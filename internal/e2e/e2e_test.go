@@ -122,8 +122,8 @@ func TestPartitionToRecoveryThroughPrometheusAndAlertmanager(t *testing.T) {
 	require.NotEmpty(t, silences(t, ctx, s.AlertmanagerURL, "expired"))
 
 	metrics := scrape(t, ctx, s.ResponderURL+"/metrics")
-	require.Regexp(t, `(?m)^zmy_responder_incidents_total\{outcome="recovered"\} 1$`, metrics)
-	require.Regexp(t, `(?m)^zmy_responder_time_to_containment_seconds_count 1$`, metrics)
+	require.Regexp(t, `(?m)^zmy_responder_incidents_total\{cluster="e2e",outcome="recovered"\} 1$`, metrics)
+	require.Regexp(t, `(?m)^zmy_responder_time_to_containment_seconds_count\{cluster="e2e"\} 1$`, metrics)
 	require.Regexp(t, `(?m)^zmy_responder_silences_total\{action="created"\} 1$`, metrics)
 
 	// Every dashboard panel's query returns data from the live Prometheus, once it has scraped

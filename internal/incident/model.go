@@ -9,7 +9,7 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/zmy"
 )
 
-// Step is where an incident is in the state machine of SPEC §4.
+// Step is where an incident is in the runbook's state machine (remediate's step table).
 type Step string
 
 const (
@@ -71,16 +71,26 @@ type Incident struct {
 	TruncatedAlerts int           `json:"truncated_alerts,omitempty"` // sum of truncatedAlerts seen
 	ResolvedAt      *time.Time    `json:"resolved_at,omitempty"`      // a resolved notification arrived
 
-	Verdict     *Verdict           `json:"verdict,omitempty"`
-	Plan        []string           `json:"plan,omitempty"`
-	Timeline    []Event            `json:"timeline"`
-	Commands    []Command          `json:"commands,omitempty"`
-	Silences    []Silence          `json:"silences,omitempty"`
-	Intents     []Intent           `json:"intents,omitempty"`
-	Approvals   []Approval         `json:"approvals,omitempty"`
-	Abort       *Approval          `json:"abort,omitempty"`
-	SnapshotTag string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
-	Recovery    *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
+	Verdict   *Verdict   `json:"verdict,omitempty"`
+	Plan      []string   `json:"plan,omitempty"`
+	Timeline  []Event    `json:"timeline"`
+	Commands  []Command  `json:"commands,omitempty"`
+	Silences  []Silence  `json:"silences,omitempty"`
+	Intents   []Intent   `json:"intents,omitempty"`
+	Approvals []Approval `json:"approvals,omitempty"`
+	Acks      []Ack      `json:"acks,omitempty"`
+	// Gate is what the recovery gate waits for, while the incident is at awaiting_recovery.
+	Gate *GateStatus `json:"gate,omitempty"`
+	// RetryOf is the closed incident this one re-evaluates (POST …/retry, or an unpause);
+	// RetriedBy is, on that one, the incident that re-evaluates it.
+	RetryOf   string `json:"retry_of,omitempty"`
+	RetriedBy string `json:"retried_by,omitempty"`
+	// AntiFlapOverride is a human's decision that this re-evaluation skips the anti-flap guard
+	// (a retry of an incident that closed anti_flap).
+	AntiFlapOverride *Approval          `json:"anti_flap_override,omitempty"`
+	Abort            *Approval          `json:"abort,omitempty"`
+	SnapshotTag      string             `json:"snapshot_tag,omitempty"` // pre-recover-<unix>, fixed once chosen
+	Recovery         *zmy.RecoverResult `json:"recovery,omitempty"`     // set only after quorum recover succeeded
 
 	// RemediationStarted is set (and journaled) before the first mutating command; with the
 	// open-incident dedup it makes remediation happen at most once per incident.
@@ -161,7 +171,18 @@ type Approval struct {
 	At     time.Time `json:"at"`
 }
 
-// VerdictKind is the result of confirmation (SPEC §4 step 2).
+// Ack is a human's acknowledgement of the incident, "I am on it": by an Alertmanager silence
+// whose comment says so (karma's ACK button, `amtool silence add --comment="ACK …"`) or through
+// the API. The runbook goes on; an acknowledgement never approves anything.
+type Ack struct {
+	By        string    `json:"by"`
+	At        time.Time `json:"at"`
+	Comment   string    `json:"comment,omitempty"`
+	Source    string    `json:"source"`               // "silence" or "api"
+	SilenceID string    `json:"silence_id,omitempty"` // the acknowledging silence
+}
+
+// VerdictKind is the result of confirmation.
 type VerdictKind string
 
 const (
@@ -215,15 +236,30 @@ type Evidence struct {
 	Supports []Condition   `json:"supports,omitempty"`
 }
 
-// Gate is the recovery gate's reading (SPEC §4 step 7, SOP-ZMY-005), approval aside.
+// Gate is the recovery gate's reading (SOP-ZMY-005), approval aside.
 type Gate struct {
-	NetworkConverged bool       `json:"network_converged"` // max netcheck partition_score <= bound
-	PartitionScore   float64    `json:"partition_score"`
-	EtcdChecked      bool       `json:"etcd_checked"`     // false when the cluster declares no etcd
-	EtcdHealthy      bool       `json:"etcd_healthy"`     // every endpoint healthy (true when not checked)
-	Reason           string     `json:"reason,omitempty"` // what is still missing, one sentence
-	At               time.Time  `json:"at"`
-	Evidence         []Evidence `json:"evidence,omitempty"`
+	NetworkConverged bool    `json:"network_converged"` // max netcheck partition_score <= bound
+	PartitionScore   float64 `json:"partition_score"`
+	EtcdChecked      bool    `json:"etcd_checked"` // false when the cluster declares no etcd
+	EtcdHealthy      bool    `json:"etcd_healthy"` // every endpoint healthy (true when not checked)
+	// UnhealthyEtcd lists the endpoints that are not, with why ("http://…: status: no leader").
+	UnhealthyEtcd []string   `json:"unhealthy_etcd_endpoints,omitempty"`
+	Reason        string     `json:"reason,omitempty"` // what is still missing, one sentence
+	At            time.Time  `json:"at"`
+	Evidence      []Evidence `json:"evidence,omitempty"`
+}
+
+// GateStatus is the recovery gate as an operator reads it: what it still waits for, since when,
+// until when, and the values it waits on.
+type GateStatus struct {
+	// WaitingFor lists what is missing: network, etcd, approval (empty when the gate opened).
+	WaitingFor     []string  `json:"waiting_for"`
+	Since          time.Time `json:"since"`    // the incident reached the gate
+	Deadline       time.Time `json:"deadline"` // then needs_human
+	CheckedAt      time.Time `json:"checked_at"`
+	PartitionScore float64   `json:"partition_score"`
+	UnhealthyEtcd  []string  `json:"unhealthy_etcd_endpoints,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
 }
 
 // Open reports whether every condition of the gate, approval aside, holds.

@@ -9,10 +9,24 @@ import (
 
 // What the operator's tools (the console and zmyrtool) read off an incident.
 
-// GateNote is what the recovery gate waited for at its last reading, and when, as the engine
-// wrote it in the timeline at awaiting_recovery ("gate closed: …"); "" before the first reading.
-// The console and zmyrtool show it; a structured gate on the incident will replace it.
+// GateNote is what the recovery gate waited for at its last reading, and when: from the
+// structured Gate ("approval, network: …; partition score 0.75"), else from the timeline line
+// the engine wrote at awaiting_recovery ("gate closed: …"); "" before the first reading.
 func (inc *Incident) GateNote() (string, time.Time) {
+	if g := inc.Gate; g != nil {
+		if len(g.WaitingFor) == 0 {
+			return "nothing: the gate is open", g.CheckedAt
+		}
+		note := strings.Join(g.WaitingFor, ", ")
+		if g.Reason != "" {
+			note += ": " + g.Reason
+		}
+		note += fmt.Sprintf("; partition score %.2f", g.PartitionScore)
+		if len(g.UnhealthyEtcd) > 0 {
+			note += "; etcd unhealthy: " + strings.Join(g.UnhealthyEtcd, ", ")
+		}
+		return note, g.CheckedAt
+	}
 	for i := len(inc.Timeline) - 1; i >= 0; i-- {
 		ev := inc.Timeline[i]
 		if ev.Step != StepAwaitingRecovery {

@@ -23,6 +23,16 @@ func TestGateNote(t *testing.T) {
 	inc.Timeline = append(inc.Timeline, Event{At: t0.Add(3), Step: StepAwaitingRecovery, Message: "gate open: network converged, etcd healthy"})
 	note, _ = inc.GateNote()
 	require.Equal(t, "nothing: gate open: network converged, etcd healthy", note)
+
+	// The structured gate, when the engine journals one, is read instead.
+	inc.Gate = &GateStatus{WaitingFor: []string{"network", "approval"}, CheckedAt: t0.Add(5), PartitionScore: 0.75,
+		Reason: "network not converged", UnhealthyEtcd: []string{"http://e1:2379: no leader"}}
+	note, at = inc.GateNote()
+	require.Equal(t, "network, approval: network not converged; partition score 0.75; etcd unhealthy: http://e1:2379: no leader", note)
+	require.Equal(t, t0.Add(5), at)
+	inc.Gate.WaitingFor = nil
+	note, _ = inc.GateNote()
+	require.Equal(t, "nothing: the gate is open", note)
 }
 
 func TestCommandNodes(t *testing.T) {

@@ -23,7 +23,7 @@ var (
 	descSyncLag    = prometheus.NewDesc(zmy.MetricSyncLag, "Replication lag behind the leader.", nil, nil)
 	descClock      = prometheus.NewDesc(zmy.MetricClock, "This node's wall clock, unix seconds.", nil, nil)
 	descWrites     = prometheus.NewDesc(zmy.MetricWritesTotal, "Client writes by result.", []string{"result"}, nil)
-	descPartition  = prometheus.NewDesc(zmy.MetricPartitionScore, "Share of peers this node cannot reach (netcheck partition_score).", nil, nil)
+	descPartition  = prometheus.NewDesc(zmy.MetricPartitionScore, "How cleanly the network cuts this node's side off from the live peers it cannot reach: 0 connected, 1 a clean split (netcheck partition_score).", nil, nil)
 )
 
 // seedShardDesc is the seed's per-shard metric name, shard_<N>_last_applied_index, which the
@@ -65,17 +65,12 @@ func (nc *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		up bool
 	}
 	peers := make([]peer, 0, len(m.nodes)-1)
-	unreachable := 0
 	for j, p := range m.nodes {
-		if j == nc.idx {
-			continue
+		if j != nc.idx {
+			peers = append(peers, peer{p.id, m.connected(nc.idx, j)})
 		}
-		up := m.connected(nc.idx, j)
-		if !up {
-			unreachable++
-		}
-		peers = append(peers, peer{p.id, up})
 	}
+	score := m.partitionScore(nc.idx)
 	c.mu.Unlock()
 
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -102,10 +97,6 @@ func (nc *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descClock, float64(time.Now().Add(skew).UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(accepted), "accepted")
 	ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(rejected), "rejected")
-	score := 0.0
-	if len(peers) > 0 {
-		score = float64(unreachable) / float64(len(peers))
-	}
 	gauge(descPartition, score)
 }
 

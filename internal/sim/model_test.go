@@ -138,7 +138,7 @@ func TestPartitionThreeTwoDivergesWithTwoLeaders(t *testing.T) {
 	require.False(t, tm.m.peerOpen(tm.idx("n4")), "minority peer ports close toward the responder")
 
 	nc := tm.m.netcheck(tm.idx("n5"), make([]string, 5))
-	require.InDelta(t, 0.75, nc.PartitionScore, 1e-9)
+	require.Equal(t, 1.0, nc.PartitionScore, "a clean split: n5's whole side is cut from the rest")
 	for _, p := range nc.Peers {
 		require.Equal(t, p.Peer == "n4", p.Reachable, p.Peer)
 		require.False(t, p.FirewallBlocked, p.Peer)

@@ -192,10 +192,10 @@ func (m *model) all() []int {
 }
 
 // netcheck is `debug netcheck --full` on node i: reachability of every peer's port, the
-// heartbeat RTT of reachable peers, and whether a firewall rule explains an unreachable one.
+// heartbeat RTT of reachable peers, whether a firewall rule explains an unreachable one, and
+// the partition score (score.go).
 func (m *model) netcheck(i int, peerAddrs []string) zmy.Netcheck {
-	out := zmy.Netcheck{Node: m.nodes[i].id, Peers: []zmy.PeerCheck{}}
-	unreachable := 0
+	out := zmy.Netcheck{Node: m.nodes[i].id, Peers: []zmy.PeerCheck{}, PartitionScore: m.partitionScore(i)}
 	for j, p := range m.nodes {
 		if j == i {
 			continue
@@ -204,13 +204,8 @@ func (m *model) netcheck(i int, peerAddrs []string) zmy.Netcheck {
 		if m.connected(i, j) {
 			pc.Reachable = true
 			pc.RTTMillis = heartbeatRTT().Seconds() * 1000
-		} else {
-			unreachable++
 		}
 		out.Peers = append(out.Peers, pc)
-	}
-	if len(out.Peers) > 0 {
-		out.PartitionScore = float64(unreachable) / float64(len(out.Peers))
 	}
 	return out
 }

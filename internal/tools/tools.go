@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the dependencies chosen in SPEC §8 so that `go mod tidy`
+// Package tools pins the dependencies the README lists ("Dependencies, and why") so that `go mod tidy`
 // keeps them even before every one of them is imported by product code.
 package tools
 

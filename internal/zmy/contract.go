@@ -5,7 +5,7 @@ package zmy
 
 import "time"
 
-// The zmyctl command surface (SPEC §6). Every command accepts `-o json` (or `--output json`)
+// The zmyctl command surface (docs/node-contract.md describes it for operators). Every command accepts `-o json` (or `--output json`)
 // before or after the command words; the JSON shapes are the structs below. Text output is the
 // default and is described on each command. Exit codes are the Exit* constants.
 //
@@ -115,10 +115,10 @@ type PeerCheck struct {
 type Netcheck struct {
 	Node           string      `json:"node"`
 	Peers          []PeerCheck `json:"peers"`
-	PartitionScore float64     `json:"partition_score"` // 0 fully connected … 1 no peer reachable
+	PartitionScore float64     `json:"partition_score"` // 0 connected … 1 a clean split (PartitionScore)
 }
 
-// Node metrics (SPEC §6) exposed on each node's HTTP /metrics. The driver's scraper reads them;
+// Node metrics (docs/node-contract.md) exposed on each node's HTTP /metrics. The driver's scraper reads them;
 // the seed's per-shard names `shard_<N>_last_applied_index` parse as well.
 const (
 	MetricShardLastApplied = "zmy_shard_last_applied_index"   // gauge{shard}

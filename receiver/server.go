@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
@@ -64,9 +63,9 @@ type Server struct {
 	reload   func() error
 	metrics  *metrics
 	echo     *echo.Echo
-	bodies   *semaphore.Weighted // webhook body bytes being read and decoded
+	bodies   *bodyBudget // webhook body bytes being read and decoded (webhook.go)
 	// unknownLog rate-limits the unknown-cluster warning; the counter counts every alert.
-	unknownLog logLimiter
+	unknownLog unknownLog
 	plans      *planLimiter // dry-run plans per cluster
 	csrfKey    []byte       // console form tokens
 	console    *console
@@ -96,7 +95,7 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		j: opts.Journal, logger: opts.Logger, now: opts.Now, gatherer: opts.Gatherer,
-		reload: opts.Reload, metrics: m, bodies: semaphore.NewWeighted(maxBodyBytesInFlight),
+		reload: opts.Reload, metrics: m, bodies: newBodyBudget(),
 		plans: newPlanLimiter(planBurst, planEvery), csrfKey: newCSRFKey(),
 	}
 	if s.console, err = newConsole(); err != nil {

@@ -269,6 +269,8 @@ func (c *ClusterConfig) validate(p *problems, base []any) {
 		p.add(at(base, "name"), "is required")
 	case !clusterNameRE.MatchString(c.Name):
 		p.add(at(base, "name"), "%q must match %s (it is used in URLs and metric labels)", c.Name, clusterNameRE)
+	case len(c.Name) > MaxNameBytes:
+		p.add(at(base, "name"), "is %d bytes long; at most %d (it is part of the journal's keys)", len(c.Name), MaxNameBytes)
 	}
 	var uses map[string]bool
 	if len(c.Zmyctl) == 0 {

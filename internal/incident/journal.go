@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
@@ -42,7 +44,9 @@ type Options struct {
 	BatchDelay time.Duration
 	// BatchSize starts a group commit at once when this many writes are waiting. Default 128.
 	BatchSize int
-	// LockTimeout bounds the wait for another process's lock on the file. Default 2s.
+	// LockTimeout bounds the wait for another process's lock on the file. Default 0: a held
+	// lock fails Open at once with ErrLocked (two daemons on one storage path is a mistake to
+	// report, not a race to wait out).
 	LockTimeout time.Duration
 }
 
@@ -76,7 +80,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		opts.BatchSize = 128
 	}
 	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 2 * time.Second
+		opts.LockTimeout = time.Nanosecond // bbolt tries the lock once, then gives up (0 waits forever)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: opts.LockTimeout,
@@ -89,6 +93,9 @@ func Open(path string, opts Options) (*Journal, error) {
 		// space, not memory: only the pages read are resident.
 		InitialMmapSize: 64 << 20,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open journal: %w", lockedError(path))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}

@@ -20,6 +20,9 @@ type Delivery struct {
 	Known     bool // the cluster is in the configuration
 	Truncated int  // the notification's truncatedAlerts, counted once per incident it touches
 	Alert     AlertRecord
+	// Notes say what Ingest changed to journal the delivery (a label value too long for a key,
+	// cut to config.MaxNameBytes); Ingest sets them and adds them to the incident's timeline.
+	Notes []string
 }
 
 // IngestResult says which incident a delivery attached to.
@@ -37,6 +40,9 @@ type IngestResult struct {
 // alert of the incident is resolved; an unknown cluster's alerts go to an incident opened and
 // closed at once with OutcomeUnknownCluster (reused while it is that cluster's latest). The same
 // (fingerprint, startsAt, status) delivered again only bumps its Deliveries and LastSeen.
+// A cluster, alertname or fingerprint longer than config.MaxNameBytes is cut to fit, in ds
+// itself, and the cut is noted in d.Notes and the incident's timeline: such a value is a
+// permanent input error that a retry cannot fix, and the alert is kept rather than refused.
 // Results are in the order of ds. Ingest returns only after the data is on disk.
 func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, error) {
 	if err := ctx.Err(); err != nil {
@@ -44,6 +50,9 @@ func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, er
 	}
 	if len(ds) == 0 {
 		return nil, nil
+	}
+	for i := range ds {
+		ds[i].fitNames()
 	}
 	now := j.now()
 	var results []IngestResult
@@ -80,6 +89,7 @@ type touched struct {
 	dirty     bool      // inc must be written back
 	resolved  bool      // a resolved alert arrived in this transaction
 	truncated bool      // this transaction already added the notification's truncatedAlerts
+	noted     bool      // this transaction already noted a cut name (one note per incident)
 }
 
 // full decodes the incident record.
@@ -166,11 +176,22 @@ func ingestTx(tx *bolt.Tx, ds []Delivery, now time.Time) ([]IngestResult, error)
 				return nil, err
 			}
 		}
-		if err := putAlert(alerts, t.seq, &d.Alert, now); err != nil {
+		isNew, err := putAlert(alerts, t.seq, &d.Alert, now)
+		if err != nil {
 			return nil, err
 		}
 		if d.Alert.Status == string(model.AlertResolved) {
 			t.resolved = true
+		}
+		if len(d.Notes) > 0 && isNew && !t.noted { // a resend was noted when it was new
+			inc, err := t.full(incs)
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range d.Notes {
+				inc.Timeline = append(inc.Timeline, Event{At: now, Step: inc.Step, Message: n})
+			}
+			t.noted, t.dirty = true, true
 		}
 		if d.Truncated > 0 && !t.truncated {
 			inc, err := t.full(incs)
@@ -286,31 +307,32 @@ func newIncident(seq uint64, d *Delivery, now time.Time) *Incident {
 }
 
 // putAlert stores the alert once per (fingerprint, startsAt, status); a repeat only bumps the
-// counters in the value's header, without decoding or re-encoding the record.
-func putAlert(b *bolt.Bucket, seq uint64, a *AlertRecord, now time.Time) error {
+// counters in the value's header, without decoding or re-encoding the record. isNew says the
+// alert was stored for the first time.
+func putAlert(b *bolt.Bucket, seq uint64, a *AlertRecord, now time.Time) (isNew bool, err error) {
 	k := alertKey(seq, a.Fingerprint, a.StartsAt, a.Status)
 	if v := b.Get(k); v != nil {
 		if len(v) < alertHeader || v[0] != alertValueVersion {
-			return fmt.Errorf("alert record of %s: unknown format", FormatID(seq))
+			return false, fmt.Errorf("alert record of %s: unknown format", FormatID(seq))
 		}
 		// bbolt wants the value to stay valid until commit: a copy, never the page itself.
 		nv := append(make([]byte, 0, len(v)), v...)
 		binary.BigEndian.PutUint64(nv[1:9], binary.BigEndian.Uint64(nv[1:9])+1)
 		binary.BigEndian.PutUint64(nv[9:17], uint64(now.UnixNano()))
-		return b.Put(k, nv)
+		return false, b.Put(k, nv)
 	}
 	rec := *a
 	rec.ReceivedAt, rec.LastSeen, rec.Deliveries = now, now, 1
 	for _, t := range []time.Time{rec.StartsAt, rec.EndsAt, rec.ReceivedAt} {
 		if y := t.Year(); y < 0 || y > 9999 {
-			return fmt.Errorf("alert %s: time %s outside years 0-9999", rec.Fingerprint, t)
+			return false, fmt.Errorf("alert %s: time %s outside years 0-9999", rec.Fingerprint, t)
 		}
 	}
 	v := make([]byte, alertHeader, alertHeader+512)
 	v[0] = alertValueVersion
 	binary.BigEndian.PutUint64(v[1:9], 1)
 	binary.BigEndian.PutUint64(v[9:17], uint64(now.UnixNano()))
-	return b.Put(k, appendAlertJSON(v, &rec))
+	return true, b.Put(k, appendAlertJSON(v, &rec))
 }
 
 // An alert value is a version byte, the delivery count and the last delivery time (unix ns),

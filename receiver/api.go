@@ -30,6 +30,8 @@ type incidentAction struct {
 	call  func(Runbook, context.Context, string, incident.Approval) (*incident.Incident, error)
 	// offered says whether the console shows the form for the incident as it is now.
 	offered func(*incident.Incident) bool
+	// reasonOptional: the reason is a comment the human may leave out (an acknowledgement).
+	reasonOptional bool
 }
 
 var incidentActions = []incidentAction{
@@ -39,17 +41,16 @@ var incidentActions = []incidentAction{
 	{Name: "abort", Label: "Abort", call: Runbook.Abort,
 		Help:    "Stops the runbook now; the incident says what state the nodes were left in.",
 		offered: func(inc *incident.Incident) bool { return inc.Open() && inc.Abort == nil }},
+	{Name: "ack", Label: "Acknowledge", call: Runbook.Ack, reasonOptional: true,
+		Help:    "Records that you are on it; the runbook goes on and nothing is approved.",
+		offered: func(inc *incident.Incident) bool { return inc.Open() }},
+	{Name: "retry", Label: "Re-evaluate", call: Runbook.Retry,
+		Help:    "Re-evaluates a closed incident whose alert still fires, as a new incident linked to it (for anti_flap: overrides the anti-flap period).",
+		offered: remediate.Retryable},
 }
 
-// approvable mirrors when the engine takes an approval: confirmed, and the gate not yet passed.
-func approvable(inc *incident.Incident) bool {
-	switch inc.Step {
-	case incident.StepGuarding, incident.StepSilencing, incident.StepContaining,
-		incident.StepSnapshotting, incident.StepAwaitingRecovery:
-		return inc.Abort == nil && inc.Verdict != nil && inc.Verdict.Kind == incident.VerdictConfirmed
-	}
-	return false
-}
+// approvable is when the engine takes an approval: confirmed, and the gate not yet passed.
+func approvable(inc *incident.Incident) bool { return remediate.Approvable(inc) }
 
 // clusterAction is POST /api/v1/clusters/{name}/<Name>: the kill switch.
 type clusterAction struct {
@@ -124,8 +125,8 @@ type decision struct {
 }
 
 // readDecision decodes {"by","reason"}; both are required because the journal records who
-// decided and why.
-func (s *Server) readDecision(c echo.Context) (incident.Approval, error) {
+// decided and why (an acknowledgement's reason is an optional comment).
+func (s *Server) readDecision(c echo.Context, reasonOptional bool) (incident.Approval, error) {
 	var d decision
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, maxDecisionBody))
 	dec.DisallowUnknownFields()
@@ -135,16 +136,16 @@ func (s *Server) readDecision(c echo.Context) (incident.Approval, error) {
 		}
 		return incident.Approval{}, echo.NewHTTPError(http.StatusBadRequest, "invalid JSON body: "+err.Error())
 	}
-	return s.decisionOf(d)
+	return s.decisionOf(d, reasonOptional)
 }
 
 // decisionOf checks a decision from the API or a console form.
-func (s *Server) decisionOf(d decision) (incident.Approval, error) {
+func (s *Server) decisionOf(d decision, reasonOptional bool) (incident.Approval, error) {
 	var missing []string
 	if strings.TrimSpace(d.By) == "" {
 		missing = append(missing, `"by"`)
 	}
-	if strings.TrimSpace(d.Reason) == "" {
+	if strings.TrimSpace(d.Reason) == "" && !reasonOptional {
 		missing = append(missing, `"reason"`)
 	}
 	if len(missing) > 0 {
@@ -188,7 +189,7 @@ func (s *Server) doClusterAction(ctx context.Context, a clusterAction, cluster s
 
 func (s *Server) handleIncidentAction(a incidentAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		d, err := s.readDecision(c)
+		d, err := s.readDecision(c, a.reasonOptional)
 		if err != nil {
 			return err
 		}
@@ -202,7 +203,7 @@ func (s *Server) handleIncidentAction(a incidentAction) echo.HandlerFunc {
 
 func (s *Server) handleClusterAction(a clusterAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		d, err := s.readDecision(c)
+		d, err := s.readDecision(c, false)
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,21 @@ func (f *fakeRunbook) Abort(_ context.Context, id string, a incident.Approval) (
 		Reason: "aborted by " + a.By + "; every node is left suspended"}, nil
 }
 
+func (f *fakeRunbook) Ack(_ context.Context, id string, a incident.Approval) (*incident.Incident, error) {
+	if err := f.record("ack "+id, a); err != nil {
+		return nil, err
+	}
+	return &incident.Incident{ID: id, Cluster: "east", Step: incident.StepAwaitingRecovery,
+		Acks: []incident.Ack{{By: a.By, At: a.At, Comment: a.Reason, Source: "api"}}}, nil
+}
+
+func (f *fakeRunbook) Retry(_ context.Context, id string, a incident.Approval) (*incident.Incident, error) {
+	if err := f.record("retry "+id, a); err != nil {
+		return nil, err
+	}
+	return &incident.Incident{ID: "inc-000099", Cluster: "east", Step: incident.StepReceived, RetryOf: id}, nil
+}
+
 func (f *fakeRunbook) Clusters(context.Context) (any, error) {
 	return []remediate.ClusterStatus{{Name: "east", Breaker: "closed", RequireApproval: true, Paused: f.paused}}, f.err
 }

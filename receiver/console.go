@@ -196,12 +196,15 @@ func readForm(c echo.Context) (formInput, string) {
 }
 
 // formDecision checks a form's token and fields: nil when the decision may go on.
-func (s *Server) formDecision(c echo.Context, in formInput, token, label string) (incident.Approval, *flash, int) {
+func (s *Server) formDecision(c echo.Context, in formInput, token, label string, reasonOptional bool) (incident.Approval, *flash, int) {
 	if err := s.checkCSRF(c, token); err != nil {
 		code, msg := errorCode(err)
 		return incident.Approval{}, &flash{Text: label + " refused: " + msg}, code
 	}
 	switch {
+	case in.Reason == "" && reasonOptional && in.By == "":
+		return incident.Approval{}, &flash{Text: label + " refused: say who you are (by); it is recorded"}, http.StatusBadRequest
+	case in.Reason == "" && reasonOptional:
 	case in.Reason == "" && in.By == "":
 		return incident.Approval{}, &flash{Text: label + " refused: who you are and a reason are required; both are recorded"}, http.StatusBadRequest
 	case in.Reason == "":
@@ -209,7 +212,7 @@ func (s *Server) formDecision(c echo.Context, in formInput, token, label string)
 	case in.By == "":
 		return incident.Approval{}, &flash{Text: label + " refused: say who you are (by); it is recorded with the reason"}, http.StatusBadRequest
 	}
-	d, err := s.decisionOf(decision{By: in.By, Reason: in.Reason})
+	d, err := s.decisionOf(decision{By: in.By, Reason: in.Reason}, reasonOptional)
 	if err != nil {
 		return incident.Approval{}, &flash{Text: label + " refused: " + err.Error()}, http.StatusBadRequest
 	}
@@ -219,7 +222,7 @@ func (s *Server) formDecision(c echo.Context, in formInput, token, label string)
 func (s *Server) handleIncidentForm(a incidentAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		in, token := readForm(c)
-		d, fl, code := s.formDecision(c, in, token, a.Label)
+		d, fl, code := s.formDecision(c, in, token, a.Label, a.reasonOptional)
 		if fl != nil {
 			return s.incidentPage(c, code, fl, &in)
 		}
@@ -236,7 +239,7 @@ func (s *Server) handleIncidentForm(a incidentAction) echo.HandlerFunc {
 func (s *Server) handleClusterForm(a clusterAction) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		in, token := readForm(c)
-		d, fl, code := s.formDecision(c, in, token, a.Label+" "+c.Param("name"))
+		d, fl, code := s.formDecision(c, in, token, a.Label+" "+c.Param("name"), false)
 		if fl == nil {
 			r, err := s.doClusterAction(c.Request().Context(), a, c.Param("name"), d)
 			if err == nil {

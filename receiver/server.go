@@ -28,6 +28,8 @@ type Runbook interface {
 	Kick(id string) // an open incident got a delivery
 	Approve(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Abort(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
+	Ack(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
+	Retry(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Clusters(ctx context.Context) (any, error)
 	Pause(ctx context.Context, cluster string, a incident.Approval) error
 	Unpause(ctx context.Context, cluster string, a incident.Approval) error

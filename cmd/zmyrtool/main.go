@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, a := range zmyrtool.IncidentActions {
 		c := incidents.Command(a.Name, a.Help)
 		id := c.Arg("id", "Incident ID.").Required().String()
-		d := decisionFlags(c)
+		d := decisionFlags(c, a.ReasonOptional)
 		cmds = append(cmds, command{c.FullCommand(), func(ctx context.Context, t *zmyrtool.Tool) error {
 			return t.Decide(ctx, *id, a.Name, *d)
 		}})
@@ -101,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		c := clusters.Command(name, what)
 		cluster := c.Arg("name", "Cluster name.").Required().String()
-		d := decisionFlags(c)
+		d := decisionFlags(c, false)
 		cmds = append(cmds, command{c.FullCommand(), func(ctx context.Context, t *zmyrtool.Tool) error {
 			return t.SetPaused(ctx, *cluster, pause, *d)
 		}})
@@ -163,10 +163,15 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-// decisionFlags adds --reason (required) and --by (default: the login name) to a decision.
-func decisionFlags(c *kingpin.CmdClause) *apiclient.Decision {
+// decisionFlags adds --reason (required unless it is only a comment) and --by (default: the
+// login name) to a decision.
+func decisionFlags(c *kingpin.CmdClause, reasonOptional bool) *apiclient.Decision {
 	var d apiclient.Decision
-	c.Flag("reason", "Why; recorded in the incident.").Required().StringVar(&d.Reason)
+	reason := c.Flag("reason", "Why; recorded in the incident.")
+	if !reasonOptional {
+		reason = reason.Required()
+	}
+	reason.StringVar(&d.Reason)
 	c.Flag("by", "Who decides; recorded with the reason.").Default(loginName()).StringVar(&d.By)
 	return &d
 }

@@ -142,6 +142,15 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	out = c.ok(t, "clusters", "unpause", "demo", "--reason=done")
 	require.Contains(t, out, "unpaused by root: done") // --by defaults to the login name
 
+	// An acknowledgement: recorded, the reason is only a comment, and it opens no gate.
+	out = c.ok(t, "incidents", "ack", id, "--by=carol")
+	require.Contains(t, out, "ack "+id+": demo is at awaiting_recovery")
+	require.NoError(t, json.Unmarshal([]byte(c.ok(t, "-o", "json", "incidents", "show", id)), &inc))
+	require.Len(t, inc.Acks, 1)
+	require.Equal(t, "carol", inc.Acks[0].By)
+	require.Equal(t, incident.StepAwaitingRecovery, inc.Step, "an acknowledgement approves nothing")
+	require.Empty(t, inc.Approvals)
+
 	st.Inject(t, "heal")
 	out = c.ok(t, "incidents", "approve", id, "--reason=network team confirmed", "--by=alice")
 	require.Equal(t, "approve "+id+": demo is at awaiting_recovery\napproved by alice: network team confirmed\n", out)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/apiclient"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/internal/testenv"
 	"github.com/zmyorg/zmy-responder/receiver"
 	"github.com/zmyorg/zmy-responder/remediate"
 )
@@ -149,8 +150,13 @@ func TestOpenAPIAgainstDaemon(t *testing.T) {
 	require.True(t, apiclient.IsStatus(err, 401), "%v", err)
 	_, err = c.Decide(ctx, "inc-999999", "approve", apiclient.Decision{By: "alice", Reason: "r"})
 	require.True(t, apiclient.IsStatus(err, 404), "%v", err)
+	res, err := c.Decide(ctx, id, "ack", apiclient.Decision{By: "dave"}) // the reason is an optional comment
+	require.NoError(t, err)
+	require.Equal(t, id, res.ID)
+	_, err = c.Decide(ctx, id, "retry", apiclient.Decision{By: "dave", Reason: "r"})
+	require.True(t, apiclient.IsStatus(err, 409), "an open incident is not retried: %v", err)
 	st.Inject(t, "heal")
-	res, err := c.Decide(ctx, id, "approve", apiclient.Decision{By: "alice", Reason: "network team confirmed"})
+	res, err = c.Decide(ctx, id, "approve", apiclient.Decision{By: "alice", Reason: "network team confirmed"})
 	require.NoError(t, err)
 	require.Equal(t, id, res.ID)
 	require.Contains(t, res.Message, "approved by alice")
@@ -166,18 +172,24 @@ func TestOpenAPIAgainstDaemon(t *testing.T) {
 	_, err = c.Decide(ctx, id, "abort", apiclient.Decision{By: "alice", Reason: "too late"})
 	require.True(t, apiclient.IsStatus(err, 409), "%v", err)
 
-	// A second incident, aborted at the gate.
+	// A second incident: refused while the cluster is paused, retried (refused again: still
+	// paused), re-evaluated by the unpause, then aborted at the gate.
 	st.Partition(t, "n1,n2,n3/n4,n5", 8)
 	_, err = c.SetPaused(ctx, "demo", true, apiclient.Decision{By: "bob", Reason: "maintenance"})
 	require.NoError(t, err)
 	cs, err = c.Clusters(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "bob", cs[0].Paused.By)
-	_, err = c.SetPaused(ctx, "demo", false, apiclient.Decision{By: "bob", Reason: "done"})
-	require.NoError(t, err)
 	_, err = c.SetPaused(ctx, "nowhere", true, apiclient.Decision{By: "bob", Reason: "x"})
 	require.True(t, apiclient.IsStatus(err, 404), "%v", err)
 	st.Alert(t, "demo")
+	refused := newestClosed(t, c, incident.OutcomePaused, id)
+	res, err = c.Decide(ctx, refused, "retry", apiclient.Decision{By: "bob", Reason: "try again"})
+	require.NoError(t, err)
+	require.NotEqual(t, refused, res.ID, "the answer is the new incident")
+	refused = newestClosed(t, c, incident.OutcomePaused, refused)
+	_, err = c.SetPaused(ctx, "demo", false, apiclient.Decision{By: "bob", Reason: "done"})
+	require.NoError(t, err)
 	second := ""
 	waitStep(t, c, &second, incident.StepAwaitingRecovery)
 	require.NotEqual(t, id, second)
@@ -193,7 +205,7 @@ func TestOpenAPIAgainstDaemon(t *testing.T) {
 	require.NotEmpty(t, p.NextCursor)
 	p, err = c.Incidents(ctx, apiclient.ListOptions{Limit: 1, Cursor: p.NextCursor, State: "closed", Cluster: "demo"})
 	require.NoError(t, err)
-	require.Equal(t, id, p.Incidents[0].ID)
+	require.Equal(t, refused, p.Incidents[0].ID, "the next older closed one: the retry refused while paused")
 	_, err = c.Incidents(ctx, apiclient.ListOptions{State: "sideways"})
 	require.True(t, apiclient.IsStatus(err, 400), "%v", err)
 	_, err = c.Incident(ctx, "inc-nope")
@@ -221,6 +233,23 @@ func TestOpenAPIAgainstDaemon(t *testing.T) {
 }
 
 // waitStep waits up to 60s for the newest incident (or *id, once known) to reach step.
+// newestClosed waits for the newest incident of demo to be another than after, closed with
+// outcome, and returns it.
+func newestClosed(t *testing.T, c *apiclient.Client, outcome incident.Outcome, after string) string {
+	t.Helper()
+	var id string
+	testenv.Eventually(t, 60*time.Second, "a new incident closed "+string(outcome), func() (bool, string) {
+		p, err := c.Incidents(t.Context(), apiclient.ListOptions{State: "all", Cluster: "demo", Limit: 1})
+		if err != nil || len(p.Incidents) == 0 {
+			return false, fmt.Sprint(err)
+		}
+		s := p.Incidents[0]
+		id = s.ID
+		return s.ID != after && !s.Open() && s.Outcome == outcome, fmt.Sprintf("%s %s %s", s.ID, s.Step, s.Outcome)
+	})
+	return id
+}
+
 func waitStep(t *testing.T, c *apiclient.Client, id *string, step incident.Step) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)

@@ -30,9 +30,14 @@ var Formats = []string{string(Simple), string(Extended), string(JSON)}
 
 // IncidentActions are the decisions `zmyrtool incidents <action> ID` posts; each is
 // POST /api/v1/incidents/{id}/<action>.
-var IncidentActions = []struct{ Name, Help string }{
-	{"approve", "Approve the recovery step (arbitrate, recover, resume) of a confirmed incident."},
-	{"abort", "Stop the runbook of an open incident now; the answer says what state the nodes were left in."},
+var IncidentActions = []struct {
+	Name, Help     string
+	ReasonOptional bool // --reason is a comment the human may leave out
+}{
+	{"approve", "Approve the recovery step (arbitrate, recover, resume) of a confirmed incident.", false},
+	{"abort", "Stop the runbook of an open incident now; the answer says what state the nodes were left in.", false},
+	{"ack", "Acknowledge an incident: record that you are on it (the runbook goes on; nothing is approved). --reason is an optional comment.", true},
+	{"retry", "Re-evaluate a closed incident whose alert still fires, as a new incident linked to it (for anti_flap: overrides the anti-flap period).", false},
 }
 
 // Tool runs commands against one daemon.

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -231,6 +232,18 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		}
 	}
 	return results, nil
+}
+
+// startIngest checks and completes the deliveries of an Ingest call before any store sees them
+// (see prepareDeliveries); false says there is nothing to do.
+func startIngest(ctx context.Context, ds []Delivery) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("ingest: %w", err)
+	}
+	if err := prepareDeliveries(ds); err != nil {
+		return false, fmt.Errorf("ingest %d alerts: %w", len(ds), err)
+	}
+	return len(ds) > 0, nil
 }
 
 // prepareDeliveries checks and completes deliveries before any store sees them, so that a bad

@@ -15,14 +15,8 @@ import (
 // duplicates counted on their alert, resolutions and unknown clusters as documented there.
 // Results are in the order of ds. Ingest returns only after the data is on disk.
 func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	if len(ds) == 0 {
-		return nil, nil
-	}
-	if err := prepareDeliveries(ds); err != nil {
-		return nil, fmt.Errorf("ingest %d alerts: %w", len(ds), err)
+	if ok, err := startIngest(ctx, ds); !ok {
+		return nil, err
 	}
 	now := j.now()
 	var results []IngestResult

@@ -65,6 +65,7 @@ type EtcdOptions struct {
 type EtcdStore struct {
 	cli       *clientv3.Client
 	ownClient bool
+	base      context.Context // OpenEtcd's, without its cancellation: for calls that take no context
 	keys      etcdKeys
 	id        string
 	endpoints string
@@ -115,7 +116,7 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 		return nil, fmt.Errorf("register store metrics: %w", err)
 	}
 	s := &EtcdStore{
-		cli: opts.Client, keys: etcdKeys{opts.Prefix}, timeout: opts.RequestTimeout,
+		cli: opts.Client, base: context.WithoutCancel(ctx), keys: etcdKeys{opts.Prefix}, timeout: opts.RequestTimeout,
 		maxOps: opts.MaxTxnOps, maxBytes: opts.MaxTxnBytes, now: opts.Now, logger: opts.Logger, m: m,
 	}
 	if s.cli == nil {
@@ -124,7 +125,7 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*EtcdStore, error) {
 		}
 		s.cli, err = clientv3.New(clientv3.Config{
 			Endpoints: opts.Endpoints, TLS: opts.TLS, Username: opts.Username, Password: opts.Password,
-			DialTimeout: opts.DialTimeout, Context: context.WithoutCancel(ctx), Logger: zap.NewNop(),
+			DialTimeout: opts.DialTimeout, Context: s.base, Logger: zap.NewNop(),
 			// A dead connection is noticed in seconds, not at the kernel's TCP timeout.
 			DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 3 * time.Second,
 			// etcd back after an outage is reached within a second or two: gRPC's default
@@ -205,9 +206,10 @@ func (s *EtcdStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// OpenCount is the number of open incidents (the incidents_open gauge).
+// OpenCount is the number of open incidents (the incidents_open gauge), bounded by the request
+// timeout.
 func (s *EtcdStore) OpenCount() (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := s.bound(s.base)
 	defer cancel()
 	resp, err := s.cli.Get(ctx, s.keys.openDir(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {

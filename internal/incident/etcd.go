@@ -82,6 +82,10 @@ type EtcdStore struct {
 	committing bool
 	closed     bool
 	wg         sync.WaitGroup
+	// known is what the last ingests read and wrote, with revisions: the next round reads only
+	// what is not there. A stale entry fails its comparison, which empties it. Owned by the
+	// goroutine committing (one at a time, handed over under mu).
+	known map[string]kvRead
 }
 
 // OpenEtcd connects to etcd and opens the store under opts.Prefix, creating its identity the
@@ -264,11 +268,11 @@ func (s *EtcdStore) UpdateState(ctx context.Context, key string, fn func(cur []b
 		if next != nil {
 			op = clientv3.OpPut(k, string(next))
 		}
-		ok, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", rev)}, []clientv3.Op{op})
-		if err != nil {
-			return fmt.Errorf("update state %s: %w", key, err)
-		}
-		if ok {
+		_, err = s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", rev)}, []clientv3.Op{op})
+		if !errors.Is(err, errConflict) {
+			if err != nil {
+				return fmt.Errorf("update state %s: %w", key, err)
+			}
 			return nil
 		}
 		if err := s.backoff(ctx, attempt); err != nil {
@@ -277,10 +281,13 @@ func (s *EtcdStore) UpdateState(ctx context.Context, key string, fn func(cur []b
 	}
 }
 
-// commit runs one write transaction: cmps, then the fence of ctx if it has one. It answers
-// false when a compare failed (a conflict: read again and retry), ErrFenced when the fence
-// was lost.
-func (s *EtcdStore) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (bool, error) {
+// errConflict says a transaction's comparisons failed: another writer came first; read again.
+var errConflict = errors.New("conflict")
+
+// commit runs one write transaction: cmps, then the fence of ctx if it has one. It returns the
+// revision it committed at, errConflict when a comparison failed, ErrFenced when the fence was
+// lost.
+func (s *EtcdStore) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, error) {
 	f, fenced := FenceFrom(ctx)
 	if fenced {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Revision))
@@ -291,18 +298,18 @@ func (s *EtcdStore) commit(ctx context.Context, cmps []clientv3.Cmp, ops []clien
 	}
 	resp, err := txn.Commit()
 	if err != nil {
-		return false, s.failed("commit", err)
+		return 0, s.failed("commit", err)
 	}
 	if resp.Succeeded {
-		return true, nil
+		return resp.Header.Revision, nil
 	}
 	if fenced {
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 || kvs[0].CreateRevision != f.Revision {
-			return false, fmt.Errorf("%w: %s no longer has revision %d", ErrFenced, f.Key, f.Revision)
+			return 0, fmt.Errorf("%w: %s no longer has revision %d", ErrFenced, f.Key, f.Revision)
 		}
 	}
-	return false, nil
+	return 0, errConflict
 }
 
 // bound adds the request timeout to ctx.

@@ -175,8 +175,10 @@ func (s *EtcdStore) ingestTxn(ctx context.Context, ds []Delivery, now time.Time)
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
+		// The first attempt reads what it does not know without a quorum round (serializable):
+		// a stale read only fails a comparison. Attempts after a conflict read through a quorum.
 		tx := &etcdIngest{s: s, ctx: ctx, reads: map[string]kvRead{}, used: map[string]bool{},
-			writes: map[string]kvWrite{}, records: map[uint64]*storedRecord{}}
+			writes: map[string]kvWrite{}, records: map[uint64]*storedRecord{}, serializable: attempt == 0}
 		if err := tx.prefetch(ds); err != nil {
 			return nil, err
 		}
@@ -184,12 +186,37 @@ func (s *EtcdStore) ingestTxn(ctx context.Context, ds []Delivery, now time.Time)
 		if err != nil {
 			return nil, err
 		}
-		ok, err := tx.commit()
-		if err != nil || ok {
-			return res, err
+		rev, err := tx.commit()
+		switch {
+		case err == nil:
+			tx.remember(rev)
+			return res, nil
+		case !errors.Is(err, errConflict):
+			return nil, err
 		}
+		s.known = nil
 		if err := s.backoff(ctx, attempt); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// maxKnown bounds the store's memory of keys (about 1 KiB each).
+const maxKnown = 4096
+
+// remember keeps what the transaction read and wrote, as of its commit at rev.
+func (t *etcdIngest) remember(rev int64) {
+	if len(t.s.known)+len(t.used)+len(t.writes) > maxKnown || t.s.known == nil {
+		t.s.known = make(map[string]kvRead, maxKnown)
+	}
+	for k := range t.used {
+		t.s.known[k] = t.reads[k]
+	}
+	for k, w := range t.writes {
+		if w.del {
+			t.s.known[k] = kvRead{}
+		} else {
+			t.s.known[k] = kvRead{val: w.val, modRev: rev}
 		}
 	}
 }
@@ -206,6 +233,8 @@ type etcdIngest struct {
 	order   []string    // keys of writes, first write first
 	ranges  []rangeRead // directories the algorithm listed
 	records map[uint64]*storedRecord
+	// serializable reads are served by any member without a quorum round.
+	serializable bool
 }
 
 type kvRead struct {
@@ -266,12 +295,25 @@ func (t *etcdIngest) prefetch(ds []Delivery) error {
 	return t.readMany(keys)
 }
 
-// readMany reads keys into the cache, as many per request as a transaction takes.
+// readMany reads keys into the transaction's reads: from what the store knows, or from etcd,
+// as many per request as a transaction takes.
 func (t *etcdIngest) readMany(keys []string) error {
-	for chunk := range slices.Chunk(keys, t.s.maxOps) {
+	var missing []string
+	for _, k := range keys {
+		if r, ok := t.s.known[k]; ok {
+			t.reads[k] = r
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	var opts []clientv3.OpOption
+	if t.serializable {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	for chunk := range slices.Chunk(missing, t.s.maxOps) {
 		ops := make([]clientv3.Op, len(chunk))
 		for i, k := range chunk {
-			ops[i] = clientv3.OpGet(k)
+			ops[i] = clientv3.OpGet(k, opts...)
 		}
 		resp, err := t.s.cli.Txn(t.ctx).Then(ops...).Commit()
 		if err != nil {
@@ -441,8 +483,9 @@ func (t *etcdIngest) alertIDs(seq uint64) ([]alertID, error) {
 	return ids, nil
 }
 
-// commit sends the transaction: true when it committed, false when something it read changed.
-func (t *etcdIngest) commit() (bool, error) {
+// commit sends the transaction and returns its revision; errConflict when something it read
+// changed.
+func (t *etcdIngest) commit() (int64, error) {
 	used := make([]string, 0, len(t.used))
 	for k := range t.used {
 		used = append(used, k)
@@ -469,7 +512,7 @@ func (t *etcdIngest) commit() (bool, error) {
 		size += len(k) + len(w.val)
 	}
 	if len(cmps) > t.s.maxOps || len(ops) > t.s.maxOps || size > t.s.maxBytes {
-		return false, fmt.Errorf("%w: %d comparisons, %d operations, %d bytes (limits %d, %d, %d)",
+		return 0, fmt.Errorf("%w: %d comparisons, %d operations, %d bytes (limits %d, %d, %d)",
 			errTxnTooLarge, len(cmps), len(ops), size, t.s.maxOps, t.s.maxOps, t.s.maxBytes)
 	}
 	return t.s.commit(t.ctx, cmps, ops)

@@ -3,6 +3,7 @@ package incident
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -264,11 +265,13 @@ func (s *EtcdStore) tryUpdate(ctx context.Context, seq uint64, fn func(*Incident
 	if len(cmps)+1 > s.maxOps || len(ops) > s.maxOps {
 		return nil, false, fmt.Errorf("update %s: the record needs %d comparisons and %d operations, over the store's limit of %d per transaction", id, len(cmps)+1, len(ops), s.maxOps)
 	}
-	ok, err := s.commit(ctx, cmps, ops)
-	if err != nil {
+	if _, err := s.commit(ctx, cmps, ops); err != nil {
+		if errors.Is(err, errConflict) {
+			return nil, false, nil
+		}
 		return nil, false, fmt.Errorf("update %s: %w", id, err)
 	}
-	return inc, ok, nil
+	return inc, true, nil
 }
 
 // recordOps are the operations that write rec over old in the head's transaction, and the new

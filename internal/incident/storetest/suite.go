@@ -86,6 +86,7 @@ func Run(t *testing.T, b Backend) {
 		{"IngestUnknownCluster", testUnknownCluster},
 		{"IngestRejectsBadTimes", testBadTimes},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"IngestAfterAnotherReplicaCloses", testIngestAfterClose},
 		{"Update", testUpdate},
 		{"UpdateConcurrentWriters", testConcurrentUpdates},
 		{"State", testState},
@@ -285,6 +286,24 @@ func testConcurrentIngest(t *testing.T, b Backend) {
 		}
 		require.Equal(t, senders*each, total)
 	}
+}
+
+// testIngestAfterClose: a replica that ingested a group before keeps no stale view of it: once
+// another replica closed the incident, the next firing alert opens a new one, and a resolution
+// attaches to the closed one.
+func testIngestAfterClose(t *testing.T, b Backend) {
+	stores := replicas(t, b)
+	a, other := stores[0], stores[len(stores)-1]
+	ingest(t, a, Delivery("east", "aaa", "firing", t0))
+	ingest(t, a, Delivery("east", "aaa", "firing", t0))
+	_, err := other.Update(t.Context(), "inc-000001", func(inc *incident.Incident) error {
+		inc.Step, inc.Outcome = incident.StepClosed, incident.OutcomeRecovered
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []incident.IngestResult{{IncidentID: "inc-000001"}, {IncidentID: "inc-000002", Created: true, Open: true}},
+		ingest(t, a, Delivery("east", "aaa", "resolved", t0), Delivery("east", "aaa", "firing", t0.Add(time.Hour))))
+	require.Equal(t, 3, get(t, other, "inc-000001").Alerts[0].Deliveries+get(t, other, "inc-000001").Alerts[1].Deliveries)
 }
 
 func testUpdate(t *testing.T, b Backend) {

@@ -202,6 +202,12 @@ func (s *EtcdStore) Close() error {
 // Ping reports whether etcd answers a linearizable read, which takes a quorum: the readiness of
 // a replica.
 func (s *EtcdStore) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errors.New("ping: the store is closed")
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if _, err := s.cli.Get(ctx, s.keys.id()); err != nil {

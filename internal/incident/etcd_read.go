@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -37,15 +38,29 @@ func (s *EtcdStore) Get(ctx context.Context, id string) (*Incident, error) {
 // page is read at the revision of the first read: the list is one snapshot.
 func (s *EtcdStore) List(ctx context.Context, openOnly bool) ([]*Incident, error) {
 	defer s.m.observe(opList, time.Now())
+	for attempt := 0; ; attempt++ {
+		out, err := s.list(ctx, openOnly)
+		// etcd compacted the snapshot's revision away while the pages were read: take a new one.
+		if errors.Is(err, rpctypes.ErrCompacted) && attempt < 2 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list incidents: %w", err)
+		}
+		return out, nil
+	}
+}
+
+func (s *EtcdStore) list(ctx context.Context, openOnly bool) ([]*Incident, error) {
 	seqs, rev, err := s.listSeqs(ctx, openOnly)
 	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
+		return nil, err
 	}
 	out := make([]*Incident, 0, len(seqs))
 	for page := range slices.Chunk(seqs, listPage) {
 		incs, err := s.readPage(ctx, page, rev)
 		if err != nil {
-			return nil, fmt.Errorf("list incidents: %w", err)
+			return nil, err
 		}
 		out = append(out, incs...)
 	}

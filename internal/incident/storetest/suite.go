@@ -96,6 +96,7 @@ func Run(t *testing.T, b Backend) {
 		{"Fence", testFence},
 		{"LargeRecord", testLargeRecord},
 		{"Metrics", testMetrics},
+		{"Ping", testPing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, b) })
@@ -625,4 +626,12 @@ func testMetrics(t *testing.T, b Backend) {
 		}
 	}
 	require.Equal(t, map[string]uint64{"write": 2, "ingest": 1, "update": 1, "get": 1, "list": 0, "get_state": 0, "update_state": 0}, counts)
+}
+
+// testPing: a store answers Ping while it is open, and not once closed (readiness).
+func testPing(t *testing.T, b Backend) {
+	s := b.New(t).open(t, Setup{})
+	require.NoError(t, s.Ping(t.Context()))
+	require.NoError(t, s.Close())
+	require.Error(t, s.Ping(t.Context()))
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -17,13 +19,13 @@ import (
 // fresh for every run, as the responder's journal.
 func benchStorage(ctx context.Context, bin, etcdBin, dir string, sizes, senders []int, d, warmup time.Duration, reps int) error {
 	fmt.Printf("\nStorage backends: bbolt (fsync) against etcd (%s, 1 member, same machine; committed by etcd before 200)\n\n", etcdBin)
-	fmt.Println("| alerts/notification | senders | bbolt deliveries/s | p50 | p99 | etcd deliveries/s | p50 | p99 | etcd/bbolt | responder CPU/delivery, bbolt | responder CPU/delivery, etcd | etcd CPU/delivery |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| alerts/notification | senders | bbolt deliveries/s | p50 | p99 | etcd deliveries/s | p50 | p99 | etcd/bbolt | responder CPU/delivery, bbolt | responder CPU/delivery, etcd | etcd CPU/delivery | deliveries per etcd commit |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, size := range sizes {
 		tmpl := payloadTemplate(size)
 		for _, s := range senders {
 			var bolt, etcd []result
-			var boltCPU, etcdCPU, serverCPU []float64
+			var boltCPU, etcdCPU, serverCPU, perCommit []float64
 			for range reps {
 				p, err := startResponder(ctx, bin, dir)
 				if err != nil {
@@ -50,9 +52,11 @@ func benchStorage(ctx context.Context, bin, etcdBin, dir string, sizes, senders 
 				}
 				c0, _ = p.cpu()
 				e0, _ := e.cpu()
+				n0 := etcdCommits(e.url)
 				r, err = drive(ctx, p.url, tmpl, s, d, warmup, 0)
 				c1, _ = p.cpu()
 				e1, _ := e.cpu()
+				n1 := etcdCommits(e.url)
 				p.stop()
 				e.stop()
 				if err != nil {
@@ -61,11 +65,16 @@ func benchStorage(ctx context.Context, bin, etcdBin, dir string, sizes, senders 
 				etcd = append(etcd, r)
 				etcdCPU = append(etcdCPU, perDelivery(c1-c0, r, warmup))
 				serverCPU = append(serverCPU, perDelivery(e1-e0, r, warmup))
+				if n1 > n0 {
+					// The warm-up's commits are in the count: its deliveries are added in proportion.
+					all := float64(r.Deliveries) * float64(r.Elapsed+warmup) / float64(r.Elapsed)
+					perCommit = append(perCommit, all/(n1-n0))
+				}
 			}
 			bm, em := summarize(bolt), summarize(etcd)
-			fmt.Printf("| %d | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% | %.0f µs | %.0f µs | %.0f µs |\n",
+			fmt.Printf("| %d | %d | %.0f | %s | %s | %.0f | %s | %s | %.0f%% | %.0f µs | %.0f µs | %.0f µs | %.1f |\n",
 				size, s, bm.rate, ms(bm.p50), ms(bm.p99), em.rate, ms(em.p50), ms(em.p99), 100*em.rate/bm.rate,
-				medianOf(boltCPU), medianOf(etcdCPU), medianOf(serverCPU))
+				medianOf(boltCPU), medianOf(etcdCPU), medianOf(serverCPU), medianOf(perCommit))
 		}
 	}
 	return nil
@@ -124,4 +133,26 @@ func freeURL() string {
 	}
 	defer l.Close()
 	return "http://" + l.Addr().String()
+}
+
+// etcdCommits reads etcd_server_proposals_committed_total from etcd's /metrics: one per write
+// transaction (and a few of etcd's own); 0 when it cannot be read.
+func etcdCommits(url string) float64 {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get(url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "etcd_server_proposals_committed_total "); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return n
+		}
+	}
+	return 0
 }

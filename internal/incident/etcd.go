@@ -82,6 +82,8 @@ type EtcdStore struct {
 	committing bool
 	closed     bool
 	wg         sync.WaitGroup
+	// writing serializes this replica's Update and UpdateState of the same key.
+	writing keyLocks
 	// known is what the last ingests read and wrote, with revisions: the next round reads only
 	// what is not there. A stale entry fails its comparison, which empties it. Owned by the
 	// goroutine committing (one at a time, handed over under mu).
@@ -253,6 +255,11 @@ func (s *EtcdStore) UpdateState(ctx context.Context, key string, fn func(cur []b
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys.state(key)
+	unlock, err := s.writing.lock(ctx, k)
+	if err != nil {
+		return fmt.Errorf("update state %s: %w", key, s.failed("wait for this replica's other writer", err))
+	}
+	defer unlock()
 	for attempt := 0; ; attempt++ {
 		resp, err := s.cli.Get(ctx, k)
 		if err != nil {
@@ -326,14 +333,14 @@ func (s *EtcdStore) bound(ctx context.Context) (context.Context, context.CancelF
 // backoff waits before the next attempt after a conflict: a few milliseconds, growing, jittered
 // so that replicas that collided do not collide again.
 func (s *EtcdStore) backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(1+rand.IntN(1<<min(attempt, 5))) * time.Millisecond
+	d := time.Duration(1+rand.IntN(1<<min(attempt, 7))) * time.Millisecond
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return s.failed("retry after a conflict", ctx.Err())
+		return s.failed(fmt.Sprintf("retry after %d conflicting writes of other replicas", attempt+1), ctx.Err())
 	}
 }
 

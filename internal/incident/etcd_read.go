@@ -222,6 +222,11 @@ func (s *EtcdStore) Update(ctx context.Context, id string, fn func(*Incident) er
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	unlock, err := s.writing.lock(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("update %s: %w", id, s.failed("wait for this replica's other writer", err))
+	}
+	defer unlock()
 	for attempt := 0; ; attempt++ {
 		inc, ok, err := s.tryUpdate(ctx, seq, fn)
 		if err != nil || ok {

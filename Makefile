@@ -80,8 +80,9 @@ lint:
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
 bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing
 
-# Webhook ingest throughput and latency against a do-nothing handler, and idle RSS.
-bench-webhook: build
+# Webhook ingest throughput and latency against a do-nothing handler, idle RSS, and ingest with
+# the bbolt and etcd storage backends (Debian etcd-server, from deps).
+bench-webhook: build deps
 	$(BIN)/zmy-webhook-bench --responder=$(BIN)/zmy-responder
 
 # The simulator holding 200 nodes under write load.

@@ -46,7 +46,7 @@ type state struct {
 
 // ServerOptions are the Server's collaborators.
 type ServerOptions struct {
-	Journal    *incident.Journal // required
+	Journal    Journal // required
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer // served on /metrics; nil serves an empty registry
@@ -58,7 +58,7 @@ type ServerOptions struct {
 
 // Server is the HTTP API. It is an http.Handler; Run serves it.
 type Server struct {
-	j        *incident.Journal
+	j        Journal
 	logger   *slog.Logger
 	now      func() time.Time
 	gatherer prometheus.Gatherer
@@ -202,6 +202,9 @@ func (s *Server) routes() {
 	e.Match(getHead, "/-/ready", func(c echo.Context) error {
 		if !s.ready.Load() {
 			return c.String(http.StatusServiceUnavailable, "Service Unavailable\n")
+		}
+		if err := s.j.Ping(c.Request().Context()); err != nil {
+			return c.String(http.StatusServiceUnavailable, "incident store unreachable: "+err.Error()+"\n")
 		}
 		return c.String(http.StatusOK, "zmy-responder is Ready.\n")
 	})

@@ -19,6 +19,7 @@ type Config struct {
 	Detection    DetectionConfig    `yaml:"detection"`
 	Remediation  RemediationConfig  `yaml:"remediation"`
 	Clusters     []ClusterConfig    `yaml:"clusters"`
+	Storage      StorageConfig      `yaml:"storage"`
 
 	// Dir is the directory of the config file; relative paths in it are resolved against it.
 	Dir string `yaml:"-"`

@@ -113,6 +113,7 @@ func (c *Config) validate(doc *yaml.Node) error {
 	c.Silences.validate(p)
 	c.Detection.validate(p)
 	c.Remediation.validate(p)
+	c.Storage.validate(p)
 
 	first := map[string]int{}
 	for i := range c.Clusters {

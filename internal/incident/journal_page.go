@@ -73,6 +73,33 @@ type PageQuery struct {
 	Cursor  string      // Page.Next of the previous page; "" starts at the newest
 }
 
+// resolve checks the query: its state filter, its limit (0: the default) and the sequence its
+// cursor starts before (0: from the newest).
+func (q PageQuery) resolve() (state StateFilter, limit int, before uint64, err error) {
+	if state, err = ParseStateFilter(string(q.State)); err != nil {
+		return "", 0, 0, err
+	}
+	limit = q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPageLimit
+	case limit < 0 || limit > MaxPageLimit:
+		return "", 0, 0, fmt.Errorf("%w: limit %d: want 1 to %d", ErrInvalidQuery, q.Limit, MaxPageLimit)
+	}
+	if q.Cursor != "" {
+		if before, err = ParseID(q.Cursor); err != nil {
+			return "", 0, 0, fmt.Errorf("%w: cursor %q is not one a previous page returned", ErrInvalidQuery, q.Cursor)
+		}
+	}
+	return state, limit, before, nil
+}
+
+// keep reports whether a summary matches the query's state and cluster.
+func (q PageQuery) keep(state StateFilter, s Summary) bool {
+	return !(state == StateOpen && !s.Open()) && !(state == StateClosed && s.Open()) &&
+		(q.Cluster == "" || s.Cluster == q.Cluster)
+}
+
 // Page is one page of summaries. Next is the cursor of the following page, "" on the last one.
 type Page struct {
 	Incidents []Summary
@@ -86,22 +113,9 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
-	state, err := ParseStateFilter(string(q.State))
+	state, limit, before, err := q.resolve()
 	if err != nil {
 		return nil, err
-	}
-	limit := q.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultPageLimit
-	case limit < 0 || limit > MaxPageLimit:
-		return nil, fmt.Errorf("%w: limit %d: want 1 to %d", ErrInvalidQuery, q.Limit, MaxPageLimit)
-	}
-	var before uint64 // 0: from the newest
-	if q.Cursor != "" {
-		if before, err = ParseID(q.Cursor); err != nil {
-			return nil, fmt.Errorf("%w: cursor %q is not one a previous page returned", ErrInvalidQuery, q.Cursor)
-		}
 	}
 	// A cheap test on the raw record before decoding it: the encoded cluster field.
 	var clusterField []byte
@@ -143,8 +157,7 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 			if err != nil {
 				return fmt.Errorf("decode incident %s: %w", FormatID(seq), err)
 			}
-			if (state == StateOpen && !s.Open()) || (state == StateClosed && s.Open()) ||
-				(q.Cluster != "" && s.Cluster != q.Cluster) {
+			if !q.keep(state, s) {
 				continue
 			}
 			if len(page.Incidents) == limit {
@@ -204,4 +217,15 @@ func openNewestFirst(tx *bolt.Tx, incs *bolt.Bucket, before uint64) (func() (k, 
 		}
 		return nil, nil
 	}, nil
+}
+
+// SummaryOf is the summary of a whole incident (what decodeSummary reads off a stored record).
+func SummaryOf(inc *Incident) Summary {
+	s := Summary{ID: inc.ID, Cluster: inc.Cluster, Alertname: inc.Alertname, Step: inc.Step,
+		StepDeadline: inc.StepDeadline, Outcome: inc.Outcome, Reason: inc.Reason, OpenedAt: inc.OpenedAt,
+		UpdatedAt: inc.UpdatedAt, ClosedAt: inc.ClosedAt, ResolvedAt: inc.ResolvedAt, ContainedAt: inc.ContainedAt}
+	if inc.Verdict != nil {
+		s.VerdictKind = inc.Verdict.Kind
+	}
+	return s
 }

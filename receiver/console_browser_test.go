@@ -77,7 +77,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	incURL := st.ResponderURL + "/incidents/" + id
 	page.Navigate(t, incURL)
 	page.Eval(t, `window.notReloaded = true`, nil)
-	page.WaitFor(t, 60*time.Second, `document.getElementById("step").textContent === "awaiting_recovery" && document.getElementById("gate") !== null`)
+	// At the gate, once its first reading is in (until then the page says it is coming).
+	page.WaitFor(t, 60*time.Second, `document.getElementById("step").textContent === "awaiting_recovery" && document.getElementById("gate") !== null`+
+		` && document.getElementById("gate").textContent.includes("approval")`)
 	page.WaitFor(t, 30*time.Second, `document.getElementById("form-approve") !== null`)
 	var state struct {
 		NotReloaded bool   `json:"notReloaded"`

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
-	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // Options is everything Run needs; cmd/zmy-responder fills it from its flags.
@@ -46,7 +46,11 @@ type Options struct {
 	// which Run starts once serving and cancels after the HTTP server has drained. If the
 	// Runbook is a Reconfigurer, every reload goes through its PrepareConfig.
 	// Nil: DefaultRunbook (runbook.go), detect's prober wired into remediate's engine.
-	NewRunbook func(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
+	NewRunbook func(env RunbookEnv) (Runbook, func(context.Context) error, error)
+	// Replica names this responder (--ha.replica; default the host name) and LeaseTTL is its
+	// leadership session's TTL (--ha.lease-ttl; default 10s) when replicas share an etcd store.
+	Replica  string
+	LeaseTTL time.Duration
 	// OnReload is called with every configuration successfully reloaded.
 	OnReload func(*config.Config)
 	// OnReady is called once both listeners serve, with their bound addresses (grpc nil when
@@ -105,7 +109,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.NewRunbook == nil {
 		opts.NewRunbook = DefaultRunbook // runbook.go: detect's prober + remediate's engine
 	}
-	rb, engineLoop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
+	env := RunbookEnv{Config: cfg, Store: j, Registerer: opts.Registerer, Logger: logger, Replica: opts.Replica,
+		Prefix: opts.EtcdPrefix, LeaseTTL: opts.LeaseTTL}
+	if es, ok := j.(*incident.EtcdStore); ok {
+		env.Etcd = es.Client() // replicas share the journal: clusters are led one replica each
+	}
+	rb, engineLoop, err := opts.NewRunbook(env)
 	if err != nil {
 		return fmt.Errorf("start runbook engine: %w", err)
 	}

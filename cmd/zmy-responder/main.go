@@ -38,6 +38,8 @@ func run() int {
 		backend     = app.Flag("storage.backend", "Incident store: bbolt (a file in --storage.path, one replica) or etcd (shared by every replica).").Default(receiver.StorageBBolt).Enum(receiver.StorageBBolt, receiver.StorageEtcd)
 		etcdURLs    = app.Flag("storage.etcd.endpoints", "etcd client URLs, comma-separated (--storage.backend=etcd); TLS and credentials are in the config file's storage section.").String()
 		etcdPrefix  = app.Flag("storage.etcd.prefix", "Key prefix of the incident store in etcd: replicas with the same prefix share incidents.").Default("/zmy-responder/").String()
+		replica     = app.Flag("ha.replica", "This replica's name among the replicas sharing an etcd store, and in ZMY_ACTOR (default: the host name).").Default("").String()
+		leaseTTL    = app.Flag("ha.lease-ttl", "TTL of a replica's leadership session in etcd: a dead leader's clusters go to another replica this long after its last keepalive.").Default("10s").Duration()
 	)
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
@@ -117,6 +119,8 @@ func run() int {
 		StorageBackend:    *backend,
 		EtcdEndpoints:     splitList(*etcdURLs),
 		EtcdPrefix:        *etcdPrefix,
+		Replica:           *replica,
+		LeaseTTL:          *leaseTTL,
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,

@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,4 +74,25 @@ func TestBreakerPersistsAcrossRestart(t *testing.T) {
 	st, _ = b.State(ctx, "alpha")
 	require.Equal(t, BreakerClosed, st)
 	require.Contains(t, seen, BreakerClosed)
+}
+
+// Two replicas' breakers on one store count every failure: their read-change-writes of the
+// shared state take the store's lock in turn, so none is lost.
+func TestBreakersShareAStoreWithoutLostUpdates(t *testing.T) {
+	j := openJournal(t, t.TempDir())
+	defer j.Close()
+	cfg := config.BreakerConfig{ConsecutiveFailures: 40, Cooldown: model.Duration(time.Hour)}
+	a, b := newBreakers(j, cfg, nil), newBreakers(j, cfg, nil)
+	var wg sync.WaitGroup
+	for _, br := range []*breakers{a, b} {
+		wg.Go(func() {
+			for range 20 {
+				require.NoError(t, br.Record(t.Context(), "c1", false))
+			}
+		})
+	}
+	wg.Wait()
+	st, err := a.State(t.Context(), "c1")
+	require.NoError(t, err)
+	require.Equal(t, BreakerOpen, st, "40 failures between the two replicas open a breaker of 40")
 }

@@ -115,12 +115,9 @@ func (b *breakers) with(ctx context.Context, cluster string, fn func(*gobreaker.
 	}()
 	cb, ok := b.byName[cluster]
 	if !ok {
-		st := b.settings
-		st.Name = cluster
 		var err error
-		cb, err = gobreaker.NewDistributedCircuitBreaker[struct{}](b.store, st)
-		if err != nil {
-			return fmt.Errorf("load breaker of cluster %s: %w", cluster, err)
+		if cb, err = b.load(cluster); err != nil {
+			return err
 		}
 		b.byName[cluster] = cb
 	}
@@ -135,6 +132,40 @@ func (b *breakers) with(ctx context.Context, cluster string, fn func(*gobreaker.
 		b.onState(cluster, fromGobreaker(s))
 	}
 	return nil
+}
+
+// load creates the cluster's breaker from its shared state. gobreaker's constructor dereferences
+// the breaker it failed to build (a nil pointer) when the store fails under it, and takes a read
+// that fails for a missing state, resetting the breaker: so the state is read and checked here
+// first, the constructor runs on that copy (it cannot fail), and an initial state it writes is
+// stored afterwards.
+func (b *breakers) load(cluster string) (*gobreaker.DistributedCircuitBreaker[struct{}], error) {
+	key := breakerStateKey(cluster)
+	raw, err := b.store.j.GetState(b.store.ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("load breaker of cluster %s: %w", cluster, err)
+	}
+	if raw != nil {
+		var probe gobreaker.SharedState
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, fmt.Errorf("load breaker of cluster %s: state document %s is not gobreaker's: %w", cluster, key, err)
+		}
+	}
+	b.store.boot = &bootState{key: key, data: raw}
+	defer func() { b.store.boot = nil }()
+	st := b.settings
+	st.Name = cluster
+	cb, err := gobreaker.NewDistributedCircuitBreaker[struct{}](b.store, st)
+	if err != nil {
+		return nil, fmt.Errorf("load breaker of cluster %s: %w", cluster, err)
+	}
+	if boot := b.store.boot; boot.dirty {
+		b.store.boot = nil
+		if err := b.store.SetData(key, boot.data); err != nil {
+			return nil, fmt.Errorf("load breaker of cluster %s: %w", cluster, err)
+		}
+	}
+	return cb, nil
 }
 
 // State reads (and, past the cool-down, advances to half-open) the cluster's breaker.
@@ -180,6 +211,15 @@ type journalBreakerStore struct {
 	ctx   context.Context
 	owner string // this process
 	held  string // the lock breakers.with holds around the whole call
+	boot  *bootState
+}
+
+// bootState is the one state document gobreaker's constructor reads and may write, served from
+// memory while breakers.load runs it.
+type bootState struct {
+	key   string
+	data  []byte
+	dirty bool
 }
 
 // breakerLock is the lock document of one breaker.
@@ -250,6 +290,9 @@ func (s *journalBreakerStore) GetData(name string) ([]byte, error) {
 	if s.ctx == nil {
 		return nil, errors.New("breaker store used outside breakers.with")
 	}
+	if s.boot != nil && s.boot.key == name {
+		return s.boot.data, nil
+	}
 	raw, err := s.j.GetState(s.ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -260,6 +303,10 @@ func (s *journalBreakerStore) GetData(name string) ([]byte, error) {
 func (s *journalBreakerStore) SetData(name string, data []byte) error {
 	if s.ctx == nil {
 		return errors.New("breaker store used outside breakers.with")
+	}
+	if s.boot != nil && s.boot.key == name {
+		s.boot.data, s.boot.dirty = data, true
+		return nil
 	}
 	err := s.j.UpdateState(s.ctx, name, func([]byte) ([]byte, error) { return data, nil })
 	if err != nil {
@@ -278,3 +325,6 @@ func randomOwner() string {
 // breakerMutexKey is the key gobreaker's DistributedCircuitBreaker locks for a cluster's breaker
 // ("gobreaker:mutex:" + its name).
 func breakerMutexKey(cluster string) string { return "gobreaker:mutex:" + cluster }
+
+// breakerStateKey is the key of a cluster breaker's shared state ("gobreaker:state:" + its name).
+func breakerStateKey(cluster string) string { return "gobreaker:state:" + cluster }

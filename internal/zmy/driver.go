@@ -182,20 +182,31 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	startInGroup(cmd)
-	cmd.Env = d.env
+	env := d.env
 	if actor := ActorFrom(ctx); actor != "" {
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
+		if env == nil {
+			env = os.Environ()
 		}
-		cmd.Env = append(slices.Clip(cmd.Env), ActorEnv+"="+actor) // later entries win
+		env = append(slices.Clip(env), ActorEnv+"="+actor) // later entries win
 	}
-	cmd.WaitDelay = d.waitDelay
 	stdout, stderr := &cappedBuffer{max: d.maxOutput}, &cappedBuffer{max: d.maxOutput}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-
-	if err := cmd.Start(); err != nil {
+	var cmd *exec.Cmd
+	for attempt := 0; ; attempt++ {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+		startInGroup(cmd)
+		cmd.Env = env
+		cmd.WaitDelay = d.waitDelay
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// "text file busy": the executable is still open for writing somewhere (being
+		// replaced by a package upgrade, or a just-written file whose descriptor a concurrent
+		// fork inherited). Nothing ran; trying again shortly is safe.
+		if isTextBusy(err) && attempt < 20 && sleepCtx(ctx, time.Duration(attempt+1)*5*time.Millisecond) {
+			continue
+		}
 		res.Duration = time.Since(res.Started)
 		return res, fail(nil, fmt.Errorf("start %s: %w", argv[0], err))
 	}
@@ -300,4 +311,16 @@ func (c *cappedBuffer) result() (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.buf.String(), c.truncated
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether the full wait elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

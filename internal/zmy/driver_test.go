@@ -400,3 +400,21 @@ func TestActor(t *testing.T) {
 		require.False(t, ok, s)
 	}
 }
+
+func TestZmyctlBeingWrittenIsStartedOnceTheWriterCloses(t *testing.T) {
+	path := fakeZmyctl(t, `echo '{"ok":true}'`)
+	d, err := NewDriver(config.ClusterConfig{Name: "c1", Zmyctl: []string{path}, Nodes: []config.NodeConfig{testNode}}, DriverOptions{Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	// Hold the executable open for writing, as a package upgrade replacing zmyctl (or a fork
+	// that inherited a just-written file's descriptor) does: exec fails with ETXTBSY meanwhile.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Run(t.Context(), testNode, "raft", "state")
+		done <- err
+	}()
+	time.Sleep(30 * time.Millisecond) // let the first attempts meet the busy file
+	require.NoError(t, f.Close())
+	require.NoError(t, <-done, "a start refused with 'text file busy' is tried again: nothing ran")
+}

@@ -255,6 +255,7 @@ func (c *Config) resolvePaths() {
 	}
 	c.Alertmanager.HTTPClientConfig.SetDirectory(c.Dir)
 	for i := range c.Clusters {
+		c.Clusters[i].AdminAPI.HTTPClientConfig.SetDirectory(c.Dir)
 		for j := range c.Clusters[i].Redis {
 			abs(&c.Clusters[i].Redis[j].PasswordFile)
 		}

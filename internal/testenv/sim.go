@@ -68,6 +68,11 @@ func StartSim(t testing.TB, bin string, args ...string) *Sim {
 			}
 			require.NoError(t, json.Unmarshal(b, &info), "ready file: %s", b)
 			s.Admin = info.Admin
+			if d := os.Getenv(DriverEnv); d != "" {
+				cfg, err := os.ReadFile(s.ResponderConfig)
+				require.NoError(t, err)
+				require.Contains(t, string(cfg), "driver: "+d+"\n", "%s=%s: the generated config must use that driver", DriverEnv, d)
+			}
 			return s
 		}
 		select {

@@ -11,8 +11,9 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 )
 
-// BenchmarkDriverSimulator measures the driver's latency per command through `zmysim ctl`
-// (fork/exec of the ctl binary, one HTTP call to the node, parsing), reporting p50 and p99 per
+// BenchmarkDriverSimulator measures the drivers' latency per command: through `zmysim ctl`
+// (fork/exec of the ctl binary, one HTTP call to the node, parsing), the lean zmysimctl, and
+// the admin API (one HTTP call on a kept-alive connection, parsing), reporting p50 and p99 per
 // command. BENCHMARKS.md has the method and the figures. Run:
 //
 //	go test -run '^$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy
@@ -49,6 +50,18 @@ func BenchmarkDriverSimulator(b *testing.B) {
 			name string
 			run  call
 		}{"suspend_zmysimctl", func(ctx context.Context) error { _, _, err := lean.Suspend(ctx, n1); return err }})
+	// The admin API, over a kept-alive connection: no process at all.
+	api := s.apiDriver(b, DriverOptions{})
+	for _, c := range []struct {
+		name string
+		run  call
+	}{
+		{"status_api", func(ctx context.Context) error { _, _, err := api.Status(ctx, n1); return err }},
+		{"suspend_api", func(ctx context.Context) error { _, _, err := api.Suspend(ctx, n1); return err }},
+		{"netcheck_api", func(ctx context.Context) error { _, _, err := api.Netcheck(ctx, n1); return err }},
+	} {
+		commands = append(commands, c)
+	}
 	// The floor: the same driver running /bin/true, i.e. process group, pipes, fork/exec and wait.
 	floor, err := NewDriver(config.ClusterConfig{Name: "t", Zmyctl: []string{"true"}}, DriverOptions{})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,24 +166,8 @@ func TestAdminAPIFaults(t *testing.T) {
 		_, _, err := apiCall(sctx, t, c, "n2", "POST", "/admin/v1/raft/suspend", `{"force":true}`, "")
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "the suspend is in flight", func() bool {
-		for _, n := range c.Nodes() {
-			if n.ID == "n2" && slices.Contains(n.InFlight, "raft suspend") {
-				return true
-			}
-		}
-		return false
-	})
+	waitInFlight(t, c, "n2", "raft suspend")
 	scancel()
 	require.Error(t, <-done)
-	waitFor(t, 5*time.Second, "the abandoned suspend is audited", func() bool {
-		a := c.Audit()
-		return a[len(a)-1].Exit == ExitNoAnswer && slices.Contains(a[len(a)-1].Args, "suspend")
-	})
-	for _, n := range c.Nodes() {
-		if n.ID == "n2" {
-			require.NotEqual(t, "suspended", n.Role, "an abandoned command is never applied")
-			require.Empty(t, n.InFlight)
-		}
-	}
+	requireAbandonedSuspend(t, c, "n2")
 }

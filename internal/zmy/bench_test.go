@@ -54,16 +54,14 @@ func BenchmarkDriverSimulator(b *testing.B) {
 		}{"suspend_zmysimctl", func(ctx context.Context) error { _, _, err := lean.Suspend(ctx, n1); return err }})
 	// The admin API, over a kept-alive connection: no process at all.
 	api := s.apiDriver(b, DriverOptions{})
-	for _, c := range []struct {
+	commands = append(commands, []struct {
 		name string
 		run  call
 	}{
 		{"status_api", func(ctx context.Context) error { _, _, err := api.Status(ctx, n1); return err }},
 		{"suspend_api", func(ctx context.Context) error { _, _, err := api.Suspend(ctx, n1); return err }},
 		{"netcheck_api", func(ctx context.Context) error { _, _, err := api.Netcheck(ctx, n1); return err }},
-	} {
-		commands = append(commands, c)
-	}
+	}...)
 	// The floor: the same driver running /bin/true, i.e. process group, pipes, fork/exec and wait.
 	floor, err := NewDriver(config.ClusterConfig{Name: "t", Zmyctl: []string{"true"}}, DriverOptions{})
 	if err != nil {

@@ -15,7 +15,8 @@ LDFLAGS  := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(RE
 # alternative binary name of the same package is a second pair (alertmanager is packaged as
 # prometheus-alertmanager).
 DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
-                amtool:prometheus-alertmanager etcd:etcd-server redis-server:redis-server
+                amtool:prometheus-alertmanager etcd:etcd-server redis-server:redis-server \
+                chromium:chromium
 
 # Test suites `make test` runs after `test-go`. Other parts of the repository append to it
 # (TEST_TARGETS += test-rules) together with their own target.
@@ -89,8 +90,9 @@ lint:
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
 bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing
 
-# Webhook ingest throughput and latency against a do-nothing handler, and idle RSS.
-bench-webhook: build
+# Webhook ingest throughput and latency against a do-nothing handler, idle RSS, and ingest with
+# the bbolt and etcd storage backends (Debian etcd-server, from deps).
+bench-webhook: build deps
 	$(BIN)/zmy-webhook-bench --responder=$(BIN)/zmy-responder
 
 # The simulator holding 200 nodes under write load.

@@ -3,6 +3,7 @@ package receiver
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -232,4 +233,19 @@ func TestSIGHUPReload(t *testing.T) {
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
 	waitFor("1")
 	d.terminate(t)
+}
+
+// TestSecondDaemonOnSameStorage: a second daemon on the first one's --storage.path exits at
+// once naming the first one's pid, instead of failing with bbolt's bare "timeout".
+func TestSecondDaemonOnSameStorage(t *testing.T) {
+	cfg := configFile(t, testClusters)
+	storage := t.TempDir()
+	first := startDaemon(t, nil, "--config.file="+cfg, "--storage.path="+storage)
+	out, err := exec.Command(responderBinary(t), "--config.file="+cfg, "--storage.path="+storage,
+		"--web.listen-address=127.0.0.1:0", "--grpc.listen-address=127.0.0.1:0").CombinedOutput()
+	require.Error(t, err, "%s", out)
+	require.Contains(t, string(out), fmt.Sprintf("journal is locked by another process (pid %d)", first.cmd.Process.Pid))
+	require.NotContains(t, string(out), "timeout")
+	code, _ := first.env().doErr("GET", "/-/ready")
+	require.Equal(t, 200, code, "the first daemon is untouched")
 }

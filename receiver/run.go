@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +28,11 @@ type Options struct {
 	ListenAddress     string // --web.listen-address
 	GRPCListenAddress string // --grpc.listen-address; empty disables gRPC health
 	StoragePath       string // --storage.path; the journal is <StoragePath>/journal.db
+	// StorageBackend is the incident store: StorageBBolt (default) or StorageEtcd, shared by
+	// replicas at EtcdEndpoints under EtcdPrefix (credentials in the config file's storage).
+	StorageBackend string   // --storage.backend
+	EtcdEndpoints  []string // --storage.etcd.endpoints
+	EtcdPrefix     string   // --storage.etcd.prefix; default incident.DefaultEtcdPrefix
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -72,12 +75,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Warn("configuration: " + w)
 	}
 
-	if err := os.MkdirAll(opts.StoragePath, 0o750); err != nil {
-		return fmt.Errorf("create storage directory: %w", err)
+	if opts.EtcdPrefix == "" {
+		opts.EtcdPrefix = incident.DefaultEtcdPrefix
 	}
-	j, err := incident.Open(filepath.Join(opts.StoragePath, incident.FileName), incident.Options{
-		Registerer: opts.Registerer, Logger: logger,
-	})
+	j, err := openStore(ctx, opts, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -190,8 +191,8 @@ func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, 
 	if grpcLn != nil {
 		grpcAddr = grpcLn.Addr()
 	}
-	logger.Info("zmy-responder ready", "http", httpLn.Addr().String(), "grpc", addrString(grpcAddr),
-		"storage", opts.StoragePath, "clusters", len(srv.Config().Clusters))
+	logger.Info("zmy-responder ready", append([]any{"http", httpLn.Addr().String(), "grpc", addrString(grpcAddr),
+		"clusters", len(srv.Config().Clusters)}, describeStorage(opts)...)...)
 	if opts.OnReady != nil {
 		opts.OnReady(httpLn.Addr(), grpcAddr)
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
@@ -24,11 +27,34 @@ import (
 // webhookVersion is the only payload version accepted (Alertmanager's webhook protocol v4).
 const webhookVersion = "4"
 
-// maxBodyBytesInFlight bounds the webhook bodies read and decoded at the same time. A decoded
-// notification plus its journal transaction is about ten times its body: 16 MiB of bodies (four
-// 10,000-alert notifications) keeps the daemon in a few hundred MiB under any flood, while
-// small notifications (a few KiB) never wait.
-const maxBodyBytesInFlight = 16 << 20
+// The memory of webhook bodies being read and decoded is bounded in two lanes, so that small
+// notifications never wait behind large or slow ones. A decoded notification plus its journal
+// transaction is about ten times its body.
+//   - The first smallBodyBytes of every body are read before it asks for any budget: a sender
+//     holds only memory for bytes it has actually sent, so senders that trickle a body (or
+//     stall) hold no budget at all. A body that ends within them (up to ~90 alerts) is decoded
+//     under the small lane's budget, taken once the body is in: it waits only for other small
+//     notifications being decoded, never for a sender.
+//   - A longer body then reserves its declared length (the whole limit when it is chunked)
+//     from the large lane before the rest is read: 16 MiB of bodies (four 10,000-alert
+//     notifications) keeps the daemon within a few hundred MiB under any flood.
+const (
+	smallBodyBytes        = 64 << 10
+	maxSmallBytesInFlight = 4 << 20 // 64 small bodies decoded at once
+	maxBodyBytesInFlight  = 16 << 20
+)
+
+// bodyBudget is the two lanes' semaphores, in bytes.
+type bodyBudget struct {
+	small, large *semaphore.Weighted
+}
+
+func newBodyBudget() *bodyBudget {
+	return &bodyBudget{small: semaphore.NewWeighted(maxSmallBytesInFlight), large: semaphore.NewWeighted(maxBodyBytesInFlight)}
+}
+
+// errBodyBudget is a body that could not get its share of the budget before its request ended.
+var errBodyBudget = errors.New("gave up waiting for memory to read the body")
 
 // maxReportedProblems caps how many bad alerts a 400 answer lists.
 const maxReportedProblems = 5
@@ -48,26 +74,19 @@ type webhookTouched struct {
 // journaled from a notification answered 4xx; a 503 asks Alertmanager to retry.
 func (s *Server) handleWebhook(c echo.Context) error {
 	st := s.state.Load()
-	// Bound the memory of concurrent large notifications (a decoded 10,000-alert body is several
-	// times its size); small ones, the usual case, never wait.
-	weight := c.Request().ContentLength
-	if weight <= 0 || weight > st.cfg.Webhook.MaxBodyBytes {
-		weight = st.cfg.Webhook.MaxBodyBytes
-	}
-	weight = min(weight, maxBodyBytesInFlight)
-	if err := s.bodies.Acquire(c.Request().Context(), weight); err != nil {
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "gave up waiting to read the body: "+err.Error())
-	}
-	defer s.bodies.Release(weight)
-	body, err := readBody(c, st.cfg.Webhook.MaxBodyBytes)
+	body, release, err := s.bodies.read(c, st.cfg.Webhook.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
 				"body exceeds %d bytes (webhook.max_body_bytes); lower max_alerts in the Alertmanager webhook_config or raise the limit", tooBig.Limit))
+		case errors.Is(err, errBodyBudget):
+			return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
 		}
 		return echo.NewHTTPError(http.StatusBadRequest, "read body: "+err.Error())
 	}
+	defer release()
 	msg, err := decodeMessage(body)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
@@ -100,22 +119,51 @@ func (s *Server) handleWebhook(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// readBody reads the whole body, up to limit bytes, in one allocation when its length is known.
-func readBody(c echo.Context, limit int64) ([]byte, error) {
-	r := http.MaxBytesReader(c.Response(), c.Request().Body, limit)
-	n := c.Request().ContentLength
-	if n <= 0 || n > limit {
-		return io.ReadAll(r)
+// read reads the whole body, up to limit bytes, in the lane its size puts it in (see
+// smallBodyBytes), and returns it with the release of the budget it holds, to be called once
+// the body's alerts are journaled.
+func (b *bodyBudget) read(c echo.Context, limit int64) ([]byte, func(), error) {
+	ctx, req := c.Request().Context(), c.Request()
+	r := http.MaxBytesReader(c.Response(), req.Body, limit)
+	declared := req.ContentLength
+	head := min(limit, smallBodyBytes)
+	// Room for a small notification and EOF; a buffer for a longer body grows as bytes arrive,
+	// so a declared length costs nothing until it is sent.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(declared, 512), 4<<10)+1))
+	if _, err := buf.ReadFrom(io.LimitReader(r, head+1)); err != nil {
+		return nil, nil, err
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1)) // +1: ReadFrom needs room to see EOF
-	_, err := buf.ReadFrom(r)
-	return buf.Bytes(), err
+	if n := int64(buf.Len()); n <= head {
+		n = max(n, 1)
+		if err := b.small.Acquire(ctx, n); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", errBodyBudget, err)
+		}
+		return buf.Bytes(), func() { b.small.Release(n) }, nil
+	}
+	weight := declared
+	if weight <= 0 || weight > limit {
+		weight = limit
+	}
+	weight = min(weight, maxBodyBytesInFlight)
+	if err := b.large.Acquire(ctx, weight); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBodyBudget, err)
+	}
+	if declared > int64(buf.Len()) && declared <= limit {
+		buf.Grow(int(declared) - buf.Len() + 1) // one allocation when the length is known
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		b.large.Release(weight)
+		return nil, nil, err
+	}
+	return buf.Bytes(), func() { b.large.Release(weight) }, nil
 }
 
 // account updates metrics and logs what was journaled.
 func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results []incident.IngestResult) {
 	unknown := map[string]string{} // cluster -> an incident of it
+	var notes []string
 	for i, d := range ds {
+		notes = append(notes, d.Notes...)
 		s.metrics.alertsReceived.WithLabelValues(s.metrics.alertLabel(d.Alertname), d.Alert.Status).Inc()
 		if !d.Known {
 			s.metrics.unknownCluster.Inc()
@@ -129,12 +177,17 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 				"alertname", d.Alertname, "status", d.Alert.Status, "group_key", msg.GroupKey)
 		}
 	}
-	for cluster, id := range unknown {
-		if !s.unknownLog.allow(cluster, s.now()) {
-			continue // counted above; Alertmanager resends every repeat_interval
+	if len(unknown) > 0 {
+		clusters := slices.Sorted(maps.Keys(unknown))
+		if r, ok := s.unknownLog.report(clusters, s.now()); ok {
+			s.logger.Warn("alerts for clusters not in the configuration: journaled and closed as unknown_cluster; add the clusters to the configuration and reload, or stop routing their alerts here",
+				"clusters", strings.Join(r.names, ","), "more_clusters", r.more, "incident", unknown[r.names[0]],
+				"suppressed_clusters", r.suppressed, "group_key", msg.GroupKey)
 		}
-		s.logger.Warn("alert for a cluster not in the configuration: journaled and closed as unknown_cluster",
-			"cluster", cluster, "incident", id, "group_key", msg.GroupKey)
+	}
+	if len(notes) > 0 {
+		s.logger.Warn("label values too long for the journal were cut to fit; the alerts are journaled with their full labels",
+			"cuts", len(notes), "first", notes[0], "group_key", msg.GroupKey)
 	}
 	if msg.TruncatedAlerts > 0 {
 		s.metrics.truncated.Add(float64(msg.TruncatedAlerts))
@@ -260,24 +313,73 @@ func clusterOf(labels map[string]string, names []string) string {
 	return ""
 }
 
-// unknownLogEvery is how often an unknown cluster is logged again while its alerts keep coming.
-const unknownLogEvery = 5 * time.Minute
+// The unknown-cluster warning is rate-limited across clusters, since one notification can name
+// thousands: a cluster is named at most once per unknownLogEvery, a notification writes at most
+// one line naming at most unknownLogNames clusters, and at most unknownLogLines lines go out
+// per unknownLogEvery. What is held back is counted in the next line; the unknown_cluster
+// counter and the journal have every alert.
+const (
+	unknownLogEvery = 5 * time.Minute
+	unknownLogLines = 10
+	unknownLogNames = 5
+	unknownLogKeep  = 10000 // clusters remembered; forgetting one only means naming it again
+)
 
-// logLimiter lets a message through once per key per unknownLogEvery.
-type logLimiter struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+// unknownLog decides what the unknown-cluster warning says.
+type unknownLog struct {
+	mu          sync.Mutex
+	named       map[string]time.Time // cluster -> when it was last named (or held back)
+	windowStart time.Time
+	lines       int // lines written since windowStart
+	suppressed  int // clusters held back since the last line
 }
 
-func (l *logLimiter) allow(key string, now time.Time) bool {
+// unknownReport is one warning line: the clusters it names, how many other new ones the
+// notification had, and how many were held back before it.
+type unknownReport struct {
+	names      []string
+	more       int
+	suppressed int
+}
+
+// report returns the line to write for a notification's unknown clusters (sorted), or false.
+func (l *unknownLog) report(clusters []string, now time.Time) (unknownReport, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.last[key]; ok && now.Sub(t) < unknownLogEvery {
-		return false
+	if l.named == nil {
+		l.named = map[string]time.Time{}
 	}
-	if l.last == nil || len(l.last) >= 1000 {
-		l.last = map[string]time.Time{} // bounded: forgetting only means logging again
+	var fresh []string
+	for _, c := range clusters {
+		if t, ok := l.named[c]; ok && now.Sub(t) < unknownLogEvery {
+			continue // named recently; Alertmanager resends every repeat_interval
+		}
+		fresh = append(fresh, c)
+		l.named[c] = now
 	}
-	l.last[key] = now
-	return true
+	if len(l.named) > unknownLogKeep {
+		for c, t := range l.named {
+			if now.Sub(t) >= unknownLogEvery {
+				delete(l.named, c)
+			}
+		}
+		if len(l.named) > unknownLogKeep {
+			clear(l.named)
+		}
+	}
+	if len(fresh) == 0 {
+		return unknownReport{}, false
+	}
+	if now.Sub(l.windowStart) >= unknownLogEvery {
+		l.windowStart, l.lines = now, 0
+	}
+	if l.lines >= unknownLogLines {
+		l.suppressed += len(fresh)
+		return unknownReport{}, false
+	}
+	l.lines++
+	r := unknownReport{names: fresh[:min(len(fresh), unknownLogNames)], suppressed: l.suppressed}
+	r.more = len(fresh) - len(r.names)
+	l.suppressed = 0
+	return r, true
 }

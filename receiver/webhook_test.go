@@ -3,6 +3,7 @@ package receiver
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -255,11 +256,89 @@ func TestWebhookJournalFailureIs503(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(env.srv.metrics.webhookRequests.WithLabelValues("503")))
 }
 
-func TestLogLimiter(t *testing.T) {
-	var l logLimiter
+func TestUnknownLog(t *testing.T) {
+	var l unknownLog
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	require.True(t, l.allow("ghost", now))
-	require.False(t, l.allow("ghost", now.Add(time.Minute)))
-	require.True(t, l.allow("other", now.Add(time.Minute)))
-	require.True(t, l.allow("ghost", now.Add(unknownLogEvery)))
+	r, ok := l.report([]string{"a", "b", "c", "d", "e", "f", "g"}, now)
+	require.True(t, ok)
+	require.Equal(t, unknownReport{names: []string{"a", "b", "c", "d", "e"}, more: 2}, r)
+	_, ok = l.report([]string{"a", "g"}, now.Add(time.Minute))
+	require.False(t, ok, "named within unknownLogEvery")
+	r, ok = l.report([]string{"a", "h"}, now.Add(time.Minute))
+	require.True(t, ok)
+	require.Equal(t, []string{"h"}, r.names, "only the new one")
+
+	// Lines are capped across clusters; what is held back is counted in the next line.
+	for i := 2; i < unknownLogLines; i++ {
+		_, ok = l.report([]string{fmt.Sprint("x", i)}, now.Add(time.Minute))
+		require.True(t, ok)
+	}
+	_, ok = l.report([]string{"y1", "y2"}, now.Add(2*time.Minute))
+	require.False(t, ok, "the window's lines are spent")
+	_, ok = l.report([]string{"y3"}, now.Add(3*time.Minute))
+	require.False(t, ok)
+	r, ok = l.report([]string{"z"}, now.Add(unknownLogEvery))
+	require.True(t, ok, "a new window")
+	require.Equal(t, unknownReport{names: []string{"z"}, suppressed: 3}, r)
+	r, ok = l.report([]string{"a"}, now.Add(unknownLogEvery))
+	require.True(t, ok, "named again once unknownLogEvery has passed")
+	require.Zero(t, r.suppressed)
+}
+
+// syncBuffer is a log sink for a handler shared by concurrent requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// One notification naming 5,000 unknown clusters writes one warning line, not 5,000.
+func TestWebhookUnknownClustersLogOnce(t *testing.T) {
+	var logs syncBuffer
+	env := newEnv(t, "webhook: {max_body_bytes: 16777216}\n"+testClusters, func(o *ServerOptions) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	var labels []template.KV
+	for i := range 5000 {
+		labels = append(labels, template.KV{"alertname": "ZMY_Quorum_Down", "cluster": fmt.Sprintf("ghost-%04d", i)})
+	}
+	msg := webhook.Message{Data: &template.Data{Receiver: "zmy-responder", Status: "firing"}, Version: "4", GroupKey: "{}:{}"}
+	for i, l := range labels {
+		msg.Alerts = append(msg.Alerts, template.Alert{Status: "firing", Labels: l, Fingerprint: fmt.Sprintf("%016x", i+1),
+			StartsAt: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)})
+	}
+	body, err := json.Marshal(msg)
+	require.NoError(t, err)
+	code, resp := env.do(t, http.MethodPost, "/webhook", body)
+	require.Equal(t, http.StatusOK, code, "%s", resp)
+	require.Equal(t, 5000.0, testutil.ToFloat64(env.srv.metrics.unknownCluster), "every alert is counted")
+
+	warn := func() []string {
+		var out []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "level=WARN") && strings.Contains(line, "not in the configuration") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	lines := warn()
+	require.Equal(t, 1, len(lines), "one line for the notification")
+	require.Contains(t, lines[0], `clusters=ghost-0000,ghost-0001,ghost-0002,ghost-0003,ghost-0004 more_clusters=4995`)
+
+	// A resend names nobody again.
+	code, _ = env.do(t, http.MethodPost, "/webhook", body)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1, len(warn()))
 }

@@ -25,6 +25,8 @@ func (e *Engine) validate(a *incident.Approval) error {
 
 // Approve records a human approval of the recovery step. It is accepted once the verdict is
 // confirmed and until the gate is passed; otherwise the error wraps incident.ErrConflict.
+// Each person (By, compared without case) is credited once, with their first approval; a
+// repeat (a double click, two tabs, a retried request) is only noted in the timeline.
 func (e *Engine) Approve(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error) {
 	if err := e.validate(&a); err != nil {
 		return nil, fmt.Errorf("approve %s: %w", id, err)
@@ -33,6 +35,21 @@ func (e *Engine) Approve(ctx context.Context, id string, a incident.Approval) (*
 		if !approvable(cur) || cur.Outcome != "" {
 			return fmt.Errorf("approve %s at step %s: %w (approval is taken once the split-brain is confirmed and until the recovery gate is passed)",
 				id, cur.Step, incident.ErrConflict)
+		}
+		// Update runs fn on the stored record under the journal's write lock, so concurrent
+		// approvals see each other here. Approvals given before a re-containment approved
+		// another world and do not count (currentApproval): a person may approve again.
+		for _, prev := range cur.Approvals {
+			if cur.RecontainedAt != nil && !prev.At.After(*cur.RecontainedAt) {
+				continue
+			}
+			if strings.EqualFold(prev.By, a.By) {
+				cur.UpdatedAt = a.At
+				cur.Timeline = append(cur.Timeline, incident.Event{At: a.At, Step: cur.Step,
+					Message: fmt.Sprintf("approved again by %s: %s (not counted: %s's approval of %s is already recorded)",
+						a.By, a.Reason, prev.By, prev.At.UTC().Format(time.RFC3339))})
+				return nil
+			}
 		}
 		cur.Approvals = append(cur.Approvals, a)
 		cur.UpdatedAt = a.At
@@ -220,7 +237,7 @@ func (e *Engine) sweepOnce(ctx context.Context, sil *silencer) {
 		case errors.Is(err, incident.ErrNotFound):
 		case err != nil:
 			continue
-		case inc.Cluster != cluster, inc.Open():
+		case inc.Cluster != cluster, inc.Open(), e.inRecoveredGrace(inc):
 			continue
 		}
 		if err := sil.Expire(ctx, deref(s.ID)); err != nil {

@@ -37,7 +37,7 @@ func daemonConfig(t *testing.T, s *simCluster, extra map[string]map[string]any) 
 		"api":       {"external_url": "http://127.0.0.1:9095"},
 	}
 	if _, ok := doc["alertmanager"]; ok {
-		set["alertmanager"] = map[string]any{"timeout": "1s", "extend_every": "300ms", "silence_duration": "5m"}
+		set["alertmanager"] = map[string]any{"timeout": "1s", "extend_every": "300ms", "silence_duration": "5m", "recovered_grace": "0s"}
 	}
 	for sec, kv := range extra {
 		if set[sec] == nil {

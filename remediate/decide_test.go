@@ -265,3 +265,17 @@ func TestApprovable(t *testing.T) {
 		require.Equal(t, tc.want, approvable(&incident.Incident{Step: tc.step, Verdict: tc.v}), string(tc.step))
 	}
 }
+
+func TestSilenceLapsedOrExpiredByAHuman(t *testing.T) {
+	st := silenceStatus{id: "s1", ends: t0.Add(40 * time.Second)}
+	require.True(t, lapsed(st, t0.Add(40*time.Second)), "ended at the end we gave it")
+	require.True(t, lapsed(st, t0.Add(39500*time.Millisecond)), "within the slack")
+	require.False(t, lapsed(st, t0.Add(10*time.Second)), "ended early: a human")
+	require.False(t, lapsed(silenceStatus{id: "s1"}, t0), "no journaled end: a human, when in doubt")
+	inc := &incident.Incident{Silences: []incident.Silence{
+		{ID: "s1", Action: silenceCreated, At: t0, EndsAt: t0.Add(40 * time.Second)},
+		{ID: "s1", Action: silenceLapsed, At: t0.Add(41 * time.Second)},
+	}}
+	require.Empty(t, currentSilence(inc).id, "after a lapse the next silence is created")
+	require.False(t, currentSilence(inc).ended)
+}

@@ -118,12 +118,13 @@ func (e *Engine) expireSilences(ctx context.Context, sil *silencer, inc *inciden
 		if done[sid] {
 			continue
 		}
-		if err := sil.Expire(ctx, sid); err != nil {
+		ends, err := e.endOnClose(ctx, sil, inc, sid) // at once, or after recovered a grace later (handover.go)
+		if err != nil {
 			// The orphan sweep expires it once Alertmanager answers again.
 			e.recordSilence(ctx, inc.ID, incident.Silence{ID: sid, Action: silenceFailed, At: e.now(), Error: err.Error()})
 			continue
 		}
-		e.recordSilence(ctx, inc.ID, incident.Silence{ID: sid, Action: silenceExpired, At: e.now()})
+		e.recordSilence(ctx, inc.ID, incident.Silence{ID: sid, Action: silenceExpired, At: e.now(), EndsAt: ends})
 	}
 }
 

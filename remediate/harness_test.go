@@ -151,6 +151,7 @@ func testConfig(t testing.TB, s *simCluster) *config.Config {
 	cfg.Alertmanager.Timeout = model.Duration(time.Second)
 	cfg.Alertmanager.ExtendEvery = model.Duration(300 * time.Millisecond)
 	cfg.Alertmanager.SilenceDuration = model.Duration(5 * time.Minute)
+	cfg.Alertmanager.RecoveredGrace = 0 // expired at once: the tests look at it right after recovered
 	cfg.API.ExternalURL = "http://127.0.0.1:9095"
 	cfg.Detection.ProbeTimeout = model.Duration(2 * time.Second)
 	cfg.Detection.ConfirmWindow = model.Duration(3 * time.Second)

@@ -29,11 +29,14 @@ const (
 	silenceExpired  = "expired"
 	// silenceHumanExpired: a human expired the responder's silence (they want to be paged).
 	silenceHumanExpired = "human_expired"
-	silenceFailed       = "failed"
-	silenceForeign      = "foreign"
+	// silenceLapsed: our silence ran out before we could extend it (Alertmanager unreachable,
+	// the responder stalled); a new one is created.
+	silenceLapsed  = "lapsed"
+	silenceFailed  = "failed"
+	silenceForeign = "foreign"
 )
 
-var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceHumanExpired, silenceFailed, silenceForeign}
+var silenceActions = []string{silenceCreated, silenceExtended, silenceExpired, silenceHumanExpired, silenceLapsed, silenceFailed, silenceForeign}
 
 // silencer talks to Alertmanager's API v2 about the silences of incidents. It holds no state:
 // which silence belongs to which incident is journaled in incident.Silences, and the comment
@@ -140,7 +143,8 @@ func (s *silencer) Extend(ctx context.Context, id string, now time.Time) (string
 		return "", time.Time{}, fmt.Errorf("extend silence %s: %w", id, err)
 	}
 	if st := state(cur); st == "expired" {
-		return "", time.Time{}, fmt.Errorf("extend silence %s: %w", id, errSilenceGone)
+		// The time it ended says how: lapsed at the end we gave it, or expired early by a human.
+		return "", time.Time(deref(cur.EndsAt)), fmt.Errorf("extend silence %s: %w", id, errSilenceGone)
 	}
 	ends := now.Add(s.duration)
 	cur.EndsAt = ptr(strfmt.DateTime(ends))
@@ -225,9 +229,15 @@ type humanSilences struct {
 	takeover *foreignSilence
 	// acks are active covering silences whose comment acknowledges ("ACK! …").
 	acks []foreignSilence
-	// expired lists our silences of the incident that are expired (by a human, unless we
-	// journaled expiring them).
-	expired []string
+	// expired lists our silences of the incident that are expired, with when they ended (by a
+	// human, unless we journaled expiring them or they lapsed at the end we gave them).
+	expired []endedSilence
+}
+
+// endedSilence is one of our silences that Alertmanager says is expired.
+type endedSilence struct {
+	id   string
+	ends time.Time
 }
 
 // Humans reads every silence once and says what humans did: took over, acknowledged, or
@@ -247,7 +257,7 @@ func (s *silencer) classify(all []*models.GettableSilence, inc *incident.Inciden
 	for _, sil := range all {
 		if s.ours(sil) {
 			if id, ok := incidentOf(deref(sil.Comment)); ok && id == inc.ID && state(sil) == "expired" {
-				h.expired = append(h.expired, deref(sil.ID))
+				h.expired = append(h.expired, endedSilence{id: deref(sil.ID), ends: time.Time(deref(sil.EndsAt))})
 			}
 			continue
 		}

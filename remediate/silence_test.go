@@ -41,7 +41,7 @@ func TestSilenceLifecycleAgainstAlertmanager(t *testing.T) {
 
 	id, ends, err := s.Create(ctx, inc, now)
 	require.NoError(t, err)
-	require.WithinDuration(t, now.Add(10*time.Minute), ends, time.Second)
+	require.WithinDuration(t, now.Add(time.Duration(config.DefaultAlertmanager.SilenceDuration)), ends, time.Second)
 
 	got, err := s.get(ctx, id)
 	require.NoError(t, err)

@@ -61,6 +61,7 @@ type silenceStatus struct {
 	id     string
 	lastAt time.Time // last created/extended
 	ended  bool      // it was expired (by us or by a human): never create another
+	ends   time.Time // the end we gave it last
 }
 
 func currentSilence(inc *incident.Incident) silenceStatus {
@@ -69,11 +70,15 @@ func currentSilence(inc *incident.Incident) silenceStatus {
 		switch s.Action {
 		case silenceCreated, silenceExtended:
 			if s.ID != "" {
-				st.id, st.lastAt, st.ended = s.ID, s.At, false
+				st.id, st.lastAt, st.ended, st.ends = s.ID, s.At, false, s.EndsAt
 			}
 		case silenceExpired, silenceHumanExpired:
 			if s.ID == st.id {
 				st.ended = true
+			}
+		case silenceLapsed:
+			if s.ID == st.id {
+				st.id = "" // ensureSilence creates the next one
 			}
 		}
 	}
@@ -121,8 +126,7 @@ func (e *Engine) extendSilence(ctx context.Context, r *runner, sil *silencer, id
 		}
 		sid, ends, err := sil.Extend(ctx, st.id, now)
 		if errors.Is(err, errSilenceGone) {
-			// A human expired our silence: they want to be paged; don't put it back.
-			e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceHumanExpired, At: now, Error: "expired by someone else"})
+			e.silenceEnded(ctx, id, st, ends)
 			return nil
 		}
 		if err != nil {
@@ -165,6 +169,8 @@ func (e *Engine) recordSilence(ctx context.Context, id string, s incident.Silenc
 		e.log.Info("silence "+s.Action, "incident", id, "silence", s.ID, "ends_at", s.EndsAt)
 	case silenceFailed:
 		e.log.Warn("silence action failed", "incident", id, "silence", s.ID, "err", s.Error)
+	case silenceLapsed:
+		e.log.Warn("our silence lapsed before it could be extended; creating a new one", "incident", id, "silence", s.ID)
 	default: // a human's: foreign, human_expired
 		e.log.Warn("a human acted on the cluster's silences", "incident", id, "action", s.Action, "silence", s.ID, "detail", s.Error)
 	}
@@ -246,10 +252,9 @@ func (e *Engine) noteHumans(ctx context.Context, r *runner, inc *incident.Incide
 	}
 	e.recordAcks(ctx, inc.ID, acks)
 	ours := currentSilence(inc)
-	for _, id := range hs.expired {
-		if id == ours.id && !ours.ended {
-			e.recordSilence(ctx, inc.ID, incident.Silence{ID: id, Action: silenceHumanExpired, At: e.now(),
-				Error: "expired by someone else: they want to be paged; not put back"})
+	for _, x := range hs.expired {
+		if x.id == ours.id && !ours.ended {
+			e.silenceEnded(ctx, inc.ID, ours, x.ends)
 		}
 	}
 	if hs.takeover != nil {
@@ -259,4 +264,26 @@ func (e *Engine) noteHumans(ctx context.Context, r *runner, inc *incident.Incide
 		default:
 		}
 	}
+}
+
+// lapseSlack: a silence that ended this close to the end we gave it lapsed; one that ended
+// earlier was expired by a human.
+const lapseSlack = 2 * time.Second
+
+// lapsed reports whether our silence ended at the end we gave it (rather than early).
+func lapsed(st silenceStatus, endedAt time.Time) bool {
+	return !st.ends.IsZero() && !endedAt.IsZero() && !endedAt.Before(st.ends.Add(-lapseSlack))
+}
+
+// silenceEnded records how our silence ended: a human expired it early (they want to be paged:
+// not put back), or it lapsed at the end we gave it because we could not extend it in time (a
+// new one is created, so a slow Alertmanager does not page on-call in the middle of a run).
+func (e *Engine) silenceEnded(ctx context.Context, id string, st silenceStatus, endedAt time.Time) {
+	if lapsed(st, endedAt) {
+		e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceLapsed, At: e.now(), EndsAt: endedAt,
+			Error: "lapsed before it could be extended; a new one is created"})
+		return
+	}
+	e.recordSilence(ctx, id, incident.Silence{ID: st.id, Action: silenceHumanExpired, At: e.now(), EndsAt: endedAt,
+		Error: "expired by someone else: they want to be paged; not put back"})
 }

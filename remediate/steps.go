@@ -162,8 +162,9 @@ func planSilence(p planCtx) []string {
 	if am.URL == "" {
 		return nil
 	}
-	return []string{fmt.Sprintf("silence: one Alertmanager silence %s=%q, alertname=~%q for %s, extended every %s, expired at the end",
-		"cluster", p.cc.Name, am.AlertNameRegex, am.SilenceDuration, am.ExtendEvery)}
+	return []string{fmt.Sprintf("silence: one Alertmanager silence %s=%q, alertname=~%q for %s, extended every %s; "+
+		"expired when a human is needed, ends %s after recovered",
+		"cluster", p.cc.Name, am.AlertNameRegex, am.SilenceDuration, am.ExtendEvery, am.RecoveredGrace)}
 }
 
 func planContain(p planCtx) []string {

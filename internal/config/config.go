@@ -13,15 +13,23 @@ import (
 type Config struct {
 	Webhook      WebhookConfig      `yaml:"webhook"`
 	API          APIConfig          `yaml:"api"`
+	Web          WebConfig          `yaml:"web"`
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager"`
 	Silences     SilencesConfig     `yaml:"silences"`
 	Detection    DetectionConfig    `yaml:"detection"`
 	Remediation  RemediationConfig  `yaml:"remediation"`
 	Clusters     []ClusterConfig    `yaml:"clusters"`
+	Storage      StorageConfig      `yaml:"storage"`
 
 	// Dir is the directory of the config file; relative paths in it are resolved against it.
 	Dir string `yaml:"-"`
 }
+
+// MaxNameBytes bounds a cluster name and an alertname. Both are part of the journal's keys
+// (bbolt refuses keys over 32 KiB, and an etcd key should stay small), so a configured cluster
+// name longer than this is an error, and an alert label value longer than this is journaled cut
+// to this length (internal/incident). A kilobyte is generous for a name.
+const MaxNameBytes = 1024
 
 // Cluster returns the named cluster's config, or nil.
 func (c *Config) Cluster(name string) *ClusterConfig {
@@ -73,14 +81,29 @@ type APIConfig struct {
 	ExternalURL string `yaml:"external_url"`
 }
 
+// WebConfig is the incident console.
+type WebConfig struct {
+	// GrafanaURL is where Grafana serves the shipped dashboards (e.g. https://grafana.example.com);
+	// incident pages link to the responder dashboard for their cluster and time. Empty: no link.
+	GrafanaURL string `yaml:"grafana_url"`
+}
+
 // AlertmanagerConfig is where silences are created. An empty URL disables silencing.
 type AlertmanagerConfig struct {
 	URL              string                     `yaml:"url"`
 	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:"http_config"`
-	Timeout          model.Duration             `yaml:"timeout"`          // per API call, default 5s
-	SilenceDuration  model.Duration             `yaml:"silence_duration"` // default 10m
-	ExtendEvery      model.Duration             `yaml:"extend_every"`     // default 2m
-	CreatedBy        string                     `yaml:"created_by"`       // default "zmy-responder"
+	Timeout          model.Duration             `yaml:"timeout"` // per API call, default 5s
+	// A silence lasts SilenceDuration and is extended every ExtendEvery while work goes on, so a
+	// responder that dies leaves a silence that ends at most SilenceDuration later and on-call
+	// is paged (deploy/alertmanager.yml re-evaluates the page every 10s). Defaults 40s and 10s.
+	SilenceDuration model.Duration `yaml:"silence_duration"`
+	ExtendEvery     model.Duration `yaml:"extend_every"`
+	// RecoveredGrace: after `recovered` the silence ends this much later rather than at once,
+	// so that Prometheus sees the recovery and resolves the alert before the silence stops
+	// muting it (else on-call is paged for a remediation that went well). Default 30s; 0 ends
+	// it at once.
+	RecoveredGrace model.Duration `yaml:"recovered_grace"`
+	CreatedBy      string         `yaml:"created_by"` // default "zmy-responder"
 	// AlertNames are the alertnames the silence matches (regex alternation). Default ZMY_.*
 	AlertNameRegex string `yaml:"alertname_regex"`
 }
@@ -235,8 +258,9 @@ var (
 
 	DefaultAlertmanager = AlertmanagerConfig{
 		Timeout:          model.Duration(5 * time.Second),
-		SilenceDuration:  model.Duration(10 * time.Minute),
-		ExtendEvery:      model.Duration(2 * time.Minute),
+		SilenceDuration:  model.Duration(40 * time.Second),
+		ExtendEvery:      model.Duration(10 * time.Second),
+		RecoveredGrace:   model.Duration(30 * time.Second),
 		CreatedBy:        "zmy-responder",
 		AlertNameRegex:   "ZMY_.*",
 		HTTPClientConfig: commoncfg.DefaultHTTPClientConfig,

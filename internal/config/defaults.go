@@ -26,6 +26,7 @@ func (c *Config) setDefaults() {
 		Silences:     DefaultSilences,
 		Detection:    DefaultDetection,
 		Remediation:  DefaultRemediation,
+		Storage:      StorageConfig{Etcd: DefaultEtcdStorage},
 	}
 	// Defaults hold slices; clone so that no config ever aliases the package-level values.
 	c.Webhook.ClusterLabels = slices.Clone(DefaultWebhook.ClusterLabels)

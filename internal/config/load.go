@@ -254,6 +254,8 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	c.Alertmanager.HTTPClientConfig.SetDirectory(c.Dir)
+	c.Storage.resolvePaths(abs)
+	c.Storage.Etcd.TLSConfig.SetDirectory(c.Dir)
 	for i := range c.Clusters {
 		c.Clusters[i].AdminAPI.HTTPClientConfig.SetDirectory(c.Dir)
 		for j := range c.Clusters[i].Redis {

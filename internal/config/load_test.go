@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,7 +153,12 @@ func TestLoadBytes(t *testing.T) {
 	require.Equal(t, []string{"cluster"}, cfg.Webhook.ClusterLabels)
 
 	_, err = LoadBytes([]byte("alertmanager: {extend_every: 20m}"))
-	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (10m)")
+	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (40s)")
+
+	// A cluster name is part of the journal's keys: one over MaxNameBytes is refused.
+	long := strings.Repeat("a", MaxNameBytes+1)
+	_, err = LoadBytes([]byte(`clusters: [{name: ` + long + `, zmyctl: [zmyctl], nodes: [{id: n1, metrics_url: "http://127.0.0.1:1/metrics", peer_addr: "127.0.0.1:1"}]}]`))
+	require.ErrorContains(t, err, "clusters[0].name: is 1025 bytes long; at most 1024")
 }
 
 // A wrong type names the key it was given for, and says what was expected.

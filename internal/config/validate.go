@@ -104,10 +104,16 @@ func (c *Config) validate(doc *yaml.Node) error {
 	p := &problems{doc: doc}
 	c.Webhook.validate(p)
 	c.API.validate(p)
+	if c.Web.GrafanaURL != "" {
+		if err := checkURL(c.Web.GrafanaURL); err != nil {
+			p.add([]any{"web", "grafana_url"}, "%v", err)
+		}
+	}
 	c.Alertmanager.validate(p)
 	c.Silences.validate(p)
 	c.Detection.validate(p)
 	c.Remediation.validate(p)
+	c.Storage.validate(p)
 
 	first := map[string]int{}
 	for i := range c.Clusters {
@@ -264,6 +270,8 @@ func (c *ClusterConfig) validate(p *problems, base []any) {
 		p.add(at(base, "name"), "is required")
 	case !clusterNameRE.MatchString(c.Name):
 		p.add(at(base, "name"), "%q must match %s (it is used in URLs and metric labels)", c.Name, clusterNameRE)
+	case len(c.Name) > MaxNameBytes:
+		p.add(at(base, "name"), "is %d bytes long; at most %d (it is part of the journal's keys)", len(c.Name), MaxNameBytes)
 	}
 	var uses map[string]bool
 	api := c.Driver == DriverAPI

@@ -214,10 +214,6 @@ func (s *Stack) writeResponderConfig() error {
 		"anti_flap":      "1m",
 	}
 	cfg["detection"] = map[string]any{"watch_interval": "2s"}
-	if am, ok := cfg["alertmanager"].(map[string]any); ok {
-		am["extend_every"] = "10s"
-		am["silence_duration"] = "2m"
-	}
 	if s.opts.ResponderConfig != nil {
 		s.opts.ResponderConfig(cfg)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +172,24 @@ func TestAdminAPIFaults(t *testing.T) {
 	scancel()
 	require.Error(t, <-done)
 	requireAbandonedSuspend(t, c, "n2")
+}
+
+// Node ports lie below the kernel's ephemeral range, so that no outgoing connection (the
+// responder keeps its admin API connections open) can take a port a node closed and will reopen.
+func TestNodePortsAvoidTheEphemeralRange(t *testing.T) {
+	lo := ephemeralLow()
+	if lo <= stableLow+1000 {
+		t.Skipf("ephemeral range starts at %d: no room below it", lo)
+	}
+	c := startCluster(t, 3, 0)
+	for _, ep := range c.Endpoints().Nodes {
+		for _, addr := range []string{ep.HTTPAddr, ep.PeerAddr, ep.GRPCAddr} {
+			_, port, err := net.SplitHostPort(addr)
+			require.NoError(t, err)
+			p, err := strconv.Atoi(port)
+			require.NoError(t, err)
+			require.Less(t, p, lo, "%s of %s", addr, ep.ID)
+			require.GreaterOrEqual(t, p, stableLow)
+		}
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +65,7 @@ func newNodeServer(c *Cluster, i int) *nodeServer {
 // addresses are known (and immutable) before any request can arrive.
 func (s *nodeServer) bindFresh() (lns [3]net.Listener, err error) {
 	for k := range lns {
-		if lns[k], err = net.Listen("tcp", hostPort(s.c.opts.Host, 0)); err != nil {
+		if lns[k], err = listenStable(s.c.opts.Host); err != nil {
 			for _, ln := range lns[:k] {
 				_ = ln.Close()
 			}
@@ -81,6 +83,42 @@ func (s *nodeServer) serveFresh(lns [3]net.Listener) {
 	s.serveHTTP(lns[0])
 	s.servePeer(lns[1])
 	s.serveGRPC(lns[2])
+}
+
+// listenStable binds a free port that no outgoing connection can take while the node has it
+// closed: a partition closes the peer port, a kill every port, and they reopen on the same
+// numbers. The kernel picks the local ports of outgoing connections (the responder's kept-alive
+// ones included) from its ephemeral range, so a port taken below that range stays ours; port 0
+// would be in it. Where the range leaves no room below it, port 0.
+func listenStable(host string) (net.Listener, error) {
+	if lo := ephemeralLow(); lo > stableLow+1000 {
+		for range 100 {
+			if ln, err := net.Listen("tcp", hostPort(host, stableLow+rand.N(lo-stableLow))); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", hostPort(host, 0))
+}
+
+// stableLow keeps listenStable above the ports services are usually configured on.
+const stableLow = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux); 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 func listen(addr string) (net.Listener, error) {

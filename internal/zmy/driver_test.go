@@ -340,7 +340,7 @@ func TestCommandMetrics(t *testing.T) {
 
 	want := map[string]int{CmdSuspend + "/ok": 1, CmdSuspend + "/timeout": 1, CmdSuspend + "/error": 1, CmdOther + "/ok": 1}
 	var exp strings.Builder
-	exp.WriteString("# HELP zmy_responder_commands_total zmyctl commands run, by command and result (ok, error, timeout).\n")
+	exp.WriteString("# HELP zmy_responder_commands_total Node commands sent (zmyctl runs or admin API calls), by command and result (ok, error, timeout).\n")
 	exp.WriteString("# TYPE zmy_responder_commands_total counter\n")
 	for _, cmd := range Commands {
 		for _, r := range []string{"error", "ok", "timeout"} {

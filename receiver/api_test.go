@@ -10,13 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // fakeRunbook stands in for the engine, which another package owns; the tests here are about
 // the HTTP mapping, not about what the engine decides. err, when set, is every call's answer.
 type fakeRunbook struct {
-	err   error
-	calls []string
+	err    error
+	calls  []string
+	paused *remediate.PauseState
 }
 
 func (f *fakeRunbook) Kick(string) {}
@@ -30,30 +32,55 @@ func (f *fakeRunbook) Approve(_ context.Context, id string, a incident.Approval)
 	if err := f.record("approve "+id, a); err != nil {
 		return nil, err
 	}
-	return &incident.Incident{ID: id, Approvals: []incident.Approval{a}}, nil
+	return &incident.Incident{ID: id, Cluster: "east", Step: incident.StepAwaitingRecovery, Approvals: []incident.Approval{a},
+		Timeline: []incident.Event{{At: a.At, Step: incident.StepAwaitingRecovery, Message: "approved by " + a.By + ": " + a.Reason}}}, nil
 }
 
 func (f *fakeRunbook) Abort(_ context.Context, id string, a incident.Approval) (*incident.Incident, error) {
 	if err := f.record("abort "+id, a); err != nil {
 		return nil, err
 	}
-	return &incident.Incident{ID: id, Abort: &a}, nil
+	return &incident.Incident{ID: id, Cluster: "east", Step: incident.StepClosed, Outcome: incident.OutcomeAborted, Abort: &a,
+		Reason: "aborted by " + a.By + "; every node is left suspended"}, nil
 }
 
-func (f *fakeRunbook) Clusters(context.Context) (any, error) {
-	return []map[string]any{{"name": "east", "paused": false}}, f.err
+func (f *fakeRunbook) Ack(_ context.Context, id string, a incident.Approval) (*incident.Incident, error) {
+	if err := f.record("ack "+id, a); err != nil {
+		return nil, err
+	}
+	return &incident.Incident{ID: id, Cluster: "east", Step: incident.StepAwaitingRecovery,
+		Acks: []incident.Ack{{By: a.By, At: a.At, Comment: a.Reason, Source: "api"}}}, nil
+}
+
+func (f *fakeRunbook) Retry(_ context.Context, id string, a incident.Approval) (*incident.Incident, error) {
+	if err := f.record("retry "+id, a); err != nil {
+		return nil, err
+	}
+	return &incident.Incident{ID: "inc-000099", Cluster: "east", Step: incident.StepReceived, RetryOf: id}, nil
+}
+
+func (f *fakeRunbook) Clusters(context.Context) ([]remediate.ClusterStatus, error) {
+	return []remediate.ClusterStatus{{Name: "east", Breaker: "closed", RequireApproval: true, Paused: f.paused}}, f.err
 }
 
 func (f *fakeRunbook) Pause(_ context.Context, c string, a incident.Approval) error {
-	return f.record("pause "+c, a)
+	if err := f.record("pause "+c, a); err != nil {
+		return err
+	}
+	f.paused = &remediate.PauseState{By: a.By, Reason: a.Reason, At: a.At}
+	return nil
 }
 
 func (f *fakeRunbook) Unpause(_ context.Context, c string, a incident.Approval) error {
-	return f.record("unpause "+c, a)
+	if err := f.record("unpause "+c, a); err != nil {
+		return err
+	}
+	f.paused = nil
+	return nil
 }
 
-func (f *fakeRunbook) Plan(_ context.Context, c string) (any, error) {
-	return map[string]any{"cluster": c, "steps": []string{"suspend"}}, f.err
+func (f *fakeRunbook) Plan(_ context.Context, c string) (*remediate.PlanReport, error) {
+	return &remediate.PlanReport{Cluster: c, Steps: []string{"suspend"}}, f.err
 }
 
 func TestIncidentReadAPI(t *testing.T) {
@@ -77,7 +104,47 @@ func TestIncidentReadAPI(t *testing.T) {
 
 	code, body = env.do(t, http.MethodGet, "/api/v1/incidents?state=closed-ish", nil)
 	require.Equal(t, 400, code)
-	require.Contains(t, errorOf(t, body), "want open or all")
+	require.Contains(t, errorOf(t, body), "want open, closed or all")
+
+	// Summaries only: the list carries no alerts (the detail has them).
+	var raw struct{ Incidents []map[string]any }
+	code, body = env.do(t, http.MethodGet, "/api/v1/incidents", nil)
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal(body, &raw))
+	require.NotContains(t, raw.Incidents[0], "alerts")
+	require.NotContains(t, raw.Incidents[0], "timeline")
+	require.Equal(t, "unknown_cluster", raw.Incidents[0]["outcome"])
+
+	// Pages: limit and cursor; the last page has no next_cursor.
+	var page struct {
+		Incidents  []incident.Summary
+		NextCursor string `json:"next_cursor"`
+	}
+	code, body = env.do(t, http.MethodGet, "/api/v1/incidents?limit=1", nil)
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal(body, &page))
+	require.Len(t, page.Incidents, 1)
+	require.Equal(t, "inc-000002", page.Incidents[0].ID)
+	require.Equal(t, "inc-000002", page.NextCursor)
+	code, body = env.do(t, http.MethodGet, "/api/v1/incidents?limit=1&cursor="+page.NextCursor, nil)
+	require.Equal(t, 200, code)
+	page.NextCursor = ""
+	require.NoError(t, json.Unmarshal(body, &page))
+	require.Equal(t, "inc-000001", page.Incidents[0].ID)
+	require.Empty(t, page.NextCursor)
+	code, body = env.do(t, http.MethodGet, "/api/v1/incidents?state=closed&cluster=nowhere", nil)
+	require.Equal(t, 200, code)
+	require.JSONEq(t, `{"incidents":[]}`, string(body))
+	for q, want := range map[string]string{
+		"limit=0":      "want 1 to 100",
+		"limit=101":    "want 1 to 100",
+		"limit=ten":    "want 1 to 100",
+		"cursor=bogus": "cursor",
+	} {
+		code, body = env.do(t, http.MethodGet, "/api/v1/incidents?"+q, nil)
+		require.Equal(t, 400, code, q)
+		require.Contains(t, errorOf(t, body), want, q)
+	}
 
 	var inc incident.Incident
 	code, body = env.do(t, http.MethodGet, "/api/v1/incidents/inc-000001", nil)
@@ -104,17 +171,21 @@ func TestRunbookAPI(t *testing.T) {
 	env := newEnv(t, testClusters, func(o *ServerOptions) { o.Runbook = rb })
 	ok := []byte(`{"by":"alice","reason":"network converged, etcd healthy"}`)
 
+	// Decisions answer a short summary, not the incident.
 	code, body := env.do(t, http.MethodPost, "/api/v1/incidents/inc-000001/approve", ok)
 	require.Equal(t, 200, code, "%s", body)
-	var inc incident.Incident
-	require.NoError(t, json.Unmarshal(body, &inc))
-	require.Equal(t, "alice", inc.Approvals[0].By)
-	require.False(t, inc.Approvals[0].At.IsZero(), "the receiver stamps the decision time")
-
-	for _, p := range []string{"/api/v1/incidents/inc-000001/abort", "/api/v1/clusters/east/pause", "/api/v1/clusters/east/unpause"} {
-		code, body = env.do(t, http.MethodPost, p, ok)
-		require.Equal(t, 200, code, "%s: %s", p, body)
-	}
+	require.JSONEq(t, `{"id":"inc-000001","cluster":"east","step":"awaiting_recovery",
+		"message":"approved by alice: network converged, etcd healthy"}`, string(body))
+	code, body = env.do(t, http.MethodPost, "/api/v1/incidents/inc-000001/abort", ok)
+	require.Equal(t, 200, code, "%s", body)
+	require.JSONEq(t, `{"id":"inc-000001","cluster":"east","step":"closed","outcome":"aborted",
+		"message":"aborted by alice; every node is left suspended"}`, string(body))
+	code, body = env.do(t, http.MethodPost, "/api/v1/clusters/east/pause", ok)
+	require.Equal(t, 200, code, "%s", body)
+	require.JSONEq(t, `{"cluster":"east","paused":true,"message":"paused by alice: network converged, etcd healthy"}`, string(body))
+	code, body = env.do(t, http.MethodPost, "/api/v1/clusters/east/unpause", ok)
+	require.Equal(t, 200, code, "%s", body)
+	require.JSONEq(t, `{"cluster":"east","paused":false,"message":"unpaused by alice: network converged, etcd healthy"}`, string(body))
 	require.Equal(t, []string{
 		"approve inc-000001 by=alice reason=network converged, etcd healthy",
 		"abort inc-000001 by=alice reason=network converged, etcd healthy",
@@ -124,7 +195,7 @@ func TestRunbookAPI(t *testing.T) {
 
 	code, body = env.do(t, http.MethodGet, "/api/v1/clusters", nil)
 	require.Equal(t, 200, code)
-	require.JSONEq(t, `[{"name":"east","paused":false}]`, string(body))
+	require.JSONEq(t, `[{"name":"east","breaker":"closed","breaker_state":0,"dry_run":false,"require_approval":true}]`, string(body))
 	code, body = env.do(t, http.MethodGet, "/api/v1/clusters/east/plan", nil)
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"cluster":"east","steps":["suspend"]}`, string(body))

@@ -42,17 +42,29 @@ func notification(cluster, fingerprint string) []byte {
 // alerts with their delivery counts.
 func journaledFingerprints(t *testing.T, env *testEnv) map[string]int {
 	t.Helper()
-	code, body := env.do(t, "GET", "/api/v1/incidents", nil)
-	require.Equal(t, 200, code)
-	var list struct{ Incidents []incident.Incident }
-	require.NoError(t, json.Unmarshal(body, &list))
 	fps := map[string]int{}
-	for _, inc := range list.Incidents {
-		for _, a := range inc.Alerts {
-			fps[a.Fingerprint] += a.Deliveries
+	for cursor := ""; ; {
+		// The list is summaries, one page at a time; the alerts are in each incident's detail.
+		code, body := env.do(t, "GET", "/api/v1/incidents?limit=100&cursor="+cursor, nil)
+		require.Equal(t, 200, code)
+		var list struct {
+			Incidents  []incident.Summary
+			NextCursor string `json:"next_cursor"`
+		}
+		require.NoError(t, json.Unmarshal(body, &list))
+		for _, s := range list.Incidents {
+			code, body := env.do(t, "GET", "/api/v1/incidents/"+s.ID, nil)
+			require.Equal(t, 200, code)
+			var inc incident.Incident
+			require.NoError(t, json.Unmarshal(body, &inc))
+			for _, a := range inc.Alerts {
+				fps[a.Fingerprint] += a.Deliveries
+			}
+		}
+		if cursor = list.NextCursor; cursor == "" {
+			return fps
 		}
 	}
-	return fps
 }
 
 // TestDurabilityKill9: 200 deliveries answered 200 by the real binary, kill -9 right after the

@@ -39,7 +39,7 @@ type metrics struct {
 	alertnames map[string]bool
 }
 
-func newMetrics(reg prometheus.Registerer, j *incident.Journal) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, j Journal) (*metrics, error) {
 	m := &metrics{
 		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "zmy_responder", Name: "webhook_requests_total",
@@ -106,7 +106,7 @@ func (m *metrics) setClusters(cfg *config.Config) {
 // openIncidents is incidents_open{cluster}, read from the journal at scrape time: every
 // configured cluster (0 when it has none open) and any other cluster with an open incident.
 type openIncidents struct {
-	j        *incident.Journal
+	j        Journal
 	clusters atomic.Pointer[[]string]
 }
 

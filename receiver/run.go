@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
-	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // Options is everything Run needs; cmd/zmy-responder fills it from its flags.
@@ -30,6 +28,11 @@ type Options struct {
 	ListenAddress     string // --web.listen-address
 	GRPCListenAddress string // --grpc.listen-address; empty disables gRPC health
 	StoragePath       string // --storage.path; the journal is <StoragePath>/journal.db
+	// StorageBackend is the incident store: StorageBBolt (default) or StorageEtcd, shared by
+	// replicas at EtcdEndpoints under EtcdPrefix (credentials in the config file's storage).
+	StorageBackend string   // --storage.backend
+	EtcdEndpoints  []string // --storage.etcd.endpoints
+	EtcdPrefix     string   // --storage.etcd.prefix; default incident.DefaultEtcdPrefix
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -43,7 +46,11 @@ type Options struct {
 	// which Run starts once serving and cancels after the HTTP server has drained. If the
 	// Runbook is a Reconfigurer, every reload goes through its PrepareConfig.
 	// Nil: DefaultRunbook (runbook.go), detect's prober wired into remediate's engine.
-	NewRunbook func(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, logger *slog.Logger) (Runbook, func(context.Context) error, error)
+	NewRunbook func(env RunbookEnv) (Runbook, func(context.Context) error, error)
+	// Replica names this responder (--ha.replica; default the host name) and LeaseTTL is its
+	// leadership session's TTL (--ha.lease-ttl; default 10s) when replicas share an etcd store.
+	Replica  string
+	LeaseTTL time.Duration
 	// OnReload is called with every configuration successfully reloaded.
 	OnReload func(*config.Config)
 	// OnReady is called once both listeners serve, with their bound addresses (grpc nil when
@@ -72,12 +79,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Warn("configuration: " + w)
 	}
 
-	if err := os.MkdirAll(opts.StoragePath, 0o750); err != nil {
-		return fmt.Errorf("create storage directory: %w", err)
+	if opts.EtcdPrefix == "" {
+		opts.EtcdPrefix = incident.DefaultEtcdPrefix
 	}
-	j, err := incident.Open(filepath.Join(opts.StoragePath, incident.FileName), incident.Options{
-		Registerer: opts.Registerer, Logger: logger,
-	})
+	j, err := openStore(ctx, opts, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -104,7 +109,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.NewRunbook == nil {
 		opts.NewRunbook = DefaultRunbook // runbook.go: detect's prober + remediate's engine
 	}
-	rb, engineLoop, err := opts.NewRunbook(cfg, j, opts.Registerer, logger)
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
+	}
+	env := RunbookEnv{Config: cfg, Store: j, Registerer: opts.Registerer, Logger: logger, Replica: opts.Replica,
+		Prefix: opts.EtcdPrefix, LeaseTTL: opts.LeaseTTL}
+	if es, ok := j.(*incident.EtcdStore); ok {
+		env.Etcd = es.Client() // replicas share the journal: clusters are led one replica each
+	}
+	rb, engineLoop, err := opts.NewRunbook(env)
 	if err != nil {
 		return fmt.Errorf("start runbook engine: %w", err)
 	}
@@ -190,8 +203,8 @@ func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, 
 	if grpcLn != nil {
 		grpcAddr = grpcLn.Addr()
 	}
-	logger.Info("zmy-responder ready", "http", httpLn.Addr().String(), "grpc", addrString(grpcAddr),
-		"storage", opts.StoragePath, "clusters", len(srv.Config().Clusters))
+	logger.Info("zmy-responder ready", append([]any{"http", httpLn.Addr().String(), "grpc", addrString(grpcAddr),
+		"clusters", len(srv.Config().Clusters)}, describeStorage(opts)...)...)
 	if opts.OnReady != nil {
 		opts.OnReady(httpLn.Addr(), grpcAddr)
 	}

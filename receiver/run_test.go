@@ -24,7 +24,6 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
-	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 type running struct {
@@ -93,7 +92,7 @@ func (r *running) env() *testEnv { return &testEnv{url: r.url, reg: r.reg} }
 
 // noEngine keeps the real runbook engine out of tests about the receiver itself: it would probe
 // the test clusters (nothing listens there) and close their incidents as inconclusive.
-func noEngine(*config.Config, remediate.Store, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
+func noEngine(RunbookEnv) (Runbook, func(context.Context) error, error) {
 	return &fakeRunbook{}, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, nil
 }
 
@@ -321,10 +320,12 @@ func TestRunWiresTheEngine(t *testing.T) {
 	r := startRun(t, Options{
 		ConfigFile: cfgPath,
 		Logger:     slog.New(slog.DiscardHandler),
-		NewRunbook: func(cfg *config.Config, j remediate.Store, reg prometheus.Registerer, _ *slog.Logger) (Runbook, func(context.Context) error, error) {
-			require.NotNil(t, cfg.Cluster("east"))
-			require.NotNil(t, j)
-			require.NotNil(t, reg)
+		NewRunbook: func(env RunbookEnv) (Runbook, func(context.Context) error, error) {
+			require.NotNil(t, env.Config.Cluster("east"))
+			require.NotNil(t, env.Store)
+			require.NotNil(t, env.Registerer)
+			require.NotEmpty(t, env.Replica, "the host name when --ha.replica is not given")
+			require.Nil(t, env.Etcd, "the embedded journal: no elections")
 			return stub, func(ctx context.Context) error {
 				defer close(stub.loopDone)
 				select {
@@ -386,7 +387,7 @@ func TestRunStopsEngineOnShutdown(t *testing.T) {
 	loopCtxErr := make(chan error, 1)
 	r := startRun(t, Options{
 		ConfigFile: configFile(t, testClusters),
-		NewRunbook: func(*config.Config, remediate.Store, prometheus.Registerer, *slog.Logger) (Runbook, func(context.Context) error, error) {
+		NewRunbook: func(RunbookEnv) (Runbook, func(context.Context) error, error) {
 			return &fakeRunbook{}, func(ctx context.Context) error {
 				<-ctx.Done()
 				loopCtxErr <- ctx.Err()

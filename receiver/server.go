@@ -20,6 +20,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // Runbook is what the API needs of the runbook engine (remediate.Engine, through an adapter
@@ -28,10 +29,12 @@ type Runbook interface {
 	Kick(id string) // an open incident got a delivery
 	Approve(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Abort(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
-	Clusters(ctx context.Context) (any, error)
+	Ack(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
+	Retry(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
+	Clusters(ctx context.Context) ([]remediate.ClusterStatus, error)
 	Pause(ctx context.Context, cluster string, a incident.Approval) error
 	Unpause(ctx context.Context, cluster string, a incident.Approval) error
-	Plan(ctx context.Context, cluster string) (any, error)
+	Plan(ctx context.Context, cluster string) (*remediate.PlanReport, error)
 }
 
 // state is everything a reload replaces, swapped as one value.
@@ -39,11 +42,12 @@ type state struct {
 	cfg         *config.Config
 	webhookAuth *credentials
 	apiAuth     *credentials
+	crossOrigin *http.CrossOriginProtection
 }
 
 // ServerOptions are the Server's collaborators.
 type ServerOptions struct {
-	Journal    *incident.Journal // required
+	Journal    Journal // required
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer // served on /metrics; nil serves an empty registry
@@ -55,7 +59,7 @@ type ServerOptions struct {
 
 // Server is the HTTP API. It is an http.Handler; Run serves it.
 type Server struct {
-	j        *incident.Journal
+	j        Journal
 	logger   *slog.Logger
 	now      func() time.Time
 	gatherer prometheus.Gatherer
@@ -65,6 +69,9 @@ type Server struct {
 	bodies   *bodyBudget // webhook body bytes being read and decoded (webhook.go)
 	// unknownLog rate-limits the unknown-cluster warning; the counter counts every alert.
 	unknownLog unknownLog
+	plans      *planLimiter // dry-run plans per cluster
+	csrfKey    []byte       // console form tokens
+	console    *console
 
 	state   atomic.Pointer[state]
 	runbook atomic.Pointer[Runbook]
@@ -92,6 +99,10 @@ func NewServer(cfg *config.Config, opts ServerOptions) (*Server, error) {
 	s := &Server{
 		j: opts.Journal, logger: opts.Logger, now: opts.Now, gatherer: opts.Gatherer,
 		reload: opts.Reload, metrics: m, bodies: newBodyBudget(),
+		plans: newPlanLimiter(planBurst, planEvery), csrfKey: newCSRFKey(),
+	}
+	if s.console, err = newConsole(); err != nil {
+		return nil, err
 	}
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err
@@ -114,7 +125,11 @@ func (s *Server) SetConfig(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("api.auth: %w", err)
 	}
-	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa})
+	co, err := newCrossOrigin(cfg.API.ExternalURL)
+	if err != nil {
+		return err
+	}
+	s.state.Store(&state{cfg: cfg, webhookAuth: wa, apiAuth: aa, crossOrigin: co})
 	s.metrics.setClusters(cfg)
 	return nil
 }
@@ -155,19 +170,26 @@ func (s *Server) routes() {
 			return next(c)
 		}
 	})
+	// Every unsafe request from another site's page is refused before anything else (csrf.go).
+	e.Use(s.refuseCrossOrigin)
 	webhookAuth := s.requireAuth(func(st *state) *credentials { return st.webhookAuth })
 	apiAuth := s.requireAuth(func(st *state) *credentials { return st.apiAuth })
 
 	e.POST("/webhook", s.handleWebhook, s.countWebhook, webhookAuth)
 
+	e.GET("/api/v1/openapi.yaml", s.handleOpenAPI)
 	e.GET("/api/v1/incidents", s.handleListIncidents)
 	e.GET("/api/v1/incidents/:id", s.handleGetIncident)
-	e.POST("/api/v1/incidents/:id/approve", s.handleDecision(Runbook.Approve), apiAuth)
-	e.POST("/api/v1/incidents/:id/abort", s.handleDecision(Runbook.Abort), apiAuth)
+	for _, a := range incidentActions {
+		e.POST("/api/v1/incidents/:id/"+a.Name, s.handleIncidentAction(a), apiAuth, requireJSON)
+	}
 	e.GET("/api/v1/clusters", s.handleClusters)
-	e.POST("/api/v1/clusters/:name/pause", s.handlePause(Runbook.Pause), apiAuth)
-	e.POST("/api/v1/clusters/:name/unpause", s.handlePause(Runbook.Unpause), apiAuth)
-	e.GET("/api/v1/clusters/:name/plan", s.handlePlan)
+	for _, a := range clusterActions {
+		e.POST("/api/v1/clusters/:name/"+a.Name, s.handleClusterAction(a), apiAuth, requireJSON)
+	}
+	// Not a mutation, but it runs commands on every node: same credentials, and rate-limited.
+	e.GET("/api/v1/clusters/:name/plan", s.handlePlan, apiAuth)
+	s.consoleRoutes(e, apiAuth)
 
 	metricsHandler := promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	e.GET("/metrics", echo.WrapHandler(metricsHandler))
@@ -181,6 +203,9 @@ func (s *Server) routes() {
 	e.Match(getHead, "/-/ready", func(c echo.Context) error {
 		if !s.ready.Load() {
 			return c.String(http.StatusServiceUnavailable, "Service Unavailable\n")
+		}
+		if err := s.j.Ping(c.Request().Context()); err != nil {
+			return c.String(http.StatusServiceUnavailable, "incident store unreachable: "+err.Error()+"\n")
 		}
 		return c.String(http.StatusOK, "zmy-responder is Ready.\n")
 	})

@@ -145,14 +145,15 @@ func latestOrErr(d *daemon) (*incident.Incident, error) {
 		return nil, errors.New("daemon exited")
 	default:
 	}
+	// The list is summaries: find the newest, then read it whole.
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(d.url + "/api/v1/incidents")
+	resp, err := c.Get(d.url + "/api/v1/incidents?limit=1")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Incidents []*incident.Incident `json:"incidents"`
+		Incidents []incident.Summary `json:"incidents"`
 	}
 	if err := jsonDecode(resp, &out); err != nil {
 		return nil, err
@@ -160,7 +161,16 @@ func latestOrErr(d *daemon) (*incident.Incident, error) {
 	if len(out.Incidents) == 0 {
 		return nil, errors.New("no incidents")
 	}
-	return out.Incidents[0], nil
+	resp, err = c.Get(d.url + "/api/v1/incidents/" + out.Incidents[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var inc incident.Incident
+	if err := jsonDecode(resp, &inc); err != nil {
+		return nil, err
+	}
+	return &inc, nil
 }
 
 func idOf(inc *incident.Incident) string {

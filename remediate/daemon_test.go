@@ -74,10 +74,16 @@ type daemon struct {
 // startDaemon runs the daemon on the journal in storage; failpoint arms the test SIGKILL.
 func startDaemon(t *testing.T, cfgPath, storage, failpoint string) *daemon {
 	t.Helper()
+	return startDaemonArgs(t, failpoint, "--config.file="+cfgPath, "--storage.path="+storage)
+}
+
+// startDaemonArgs runs the daemon with args on a free port; failpoint arms the test SIGKILL.
+func startDaemonArgs(t *testing.T, failpoint string, args ...string) *daemon {
+	t.Helper()
 	port := testenv.FreePort(t)
 	d := &daemon{url: fmt.Sprintf("http://127.0.0.1:%d", port), exited: make(chan struct{})}
-	d.cmd = exec.Command(responderBin, "--config.file="+cfgPath, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--grpc.listen-address=", "--storage.path="+storage, "--log.level=warn")
+	d.cmd = exec.Command(responderBin, append([]string{fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--grpc.listen-address=", "--log.level=warn"}, args...)...)
 	d.cmd.Env = append(os.Environ(), "ZMY_RESPONDER_FAILPOINT="+failpoint)
 	d.cmd.Stderr = os.Stderr
 	require.NoError(t, d.cmd.Start())

@@ -189,8 +189,10 @@ func requireApproval(cfg *config.Config, c *config.ClusterConfig) bool {
 	return cfg.Remediation.RequireApproval
 }
 
-// approvable reports whether Approve is accepted at this step: once a confirmed verdict exists
-// and until the gate has been passed (the step table's approvable steps).
+// Approvable reports whether Approve is accepted now: once a confirmed verdict exists and until
+// the gate has been passed (the step table's approvable steps).
+func Approvable(inc *incident.Incident) bool { return approvable(inc) }
+
 func approvable(inc *incident.Incident) bool {
 	if !inc.Open() || inc.Abort != nil {
 		return false

@@ -507,3 +507,16 @@ func (e *Engine) stopCluster(cluster string) {
 		<-r.done
 	}
 }
+
+// Busy reports whether an incident of the cluster is past the guards here: a leader hands a
+// cluster over to another replica only when it is not.
+func (e *Engine) Busy(cluster string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runners {
+		if r.cluster == cluster && pastGuards(r.step) {
+			return true
+		}
+	}
+	return false
+}

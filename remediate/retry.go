@@ -15,6 +15,12 @@ var retryable = []incident.Outcome{incident.OutcomeNotConfirmed, incident.Outcom
 	incident.OutcomePaused, incident.OutcomeAntiFlap, incident.OutcomeBlastRadius,
 	incident.OutcomeBreakerOpen, incident.OutcomeNeedsHuman}
 
+// Retryable reports whether Retry takes the incident: closed with a retryable outcome, not
+// retried yet, its alert not resolved.
+func Retryable(inc *incident.Incident) bool {
+	return !inc.Open() && slices.Contains(retryable, inc.Outcome) && inc.RetriedBy == "" && inc.ResolvedAt == nil
+}
+
 // Retry re-evaluates a closed incident as a new incident of the same cluster and alert, linked
 // to it (retry_of / retried_by): the new one confirms, guards and remediates from the start.
 // Retrying an anti_flap refusal is the recorded human override of the anti-flap period. The

@@ -247,6 +247,7 @@ func (e *Engine) act(ctx context.Context, r *runner, inc *incident.Incident, res
 		if err := e.transition(ctx, inc, to, res); err != nil {
 			return 0, err
 		}
+		r.journaledNote = "" // a new step: its first note is journaled even if an earlier step said the same
 		e.failpoint("enter:" + string(to))
 		return 0, nil
 	default: // actionRequeue

@@ -23,7 +23,7 @@ func run() int {
 	dir := app.Flag("dir", "Scratch directory (default: a new temporary one).").String()
 	timeout := app.Flag("timeout", "Give up after this long.").Default("5m").Duration()
 	keep := app.Flag("keep", "Keep everything running after the incident until Ctrl-C.").Bool()
-	verbose := app.Flag("verbose", "Print every zmyctl command line, not one summary per command and step.").Short('v').Bool()
+	verbose := app.Flag("verbose", "Print every node command in full, not one summary per command and step.").Short('v').Bool()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

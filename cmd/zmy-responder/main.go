@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -33,7 +34,12 @@ func run() int {
 		listen      = listenFlag.String()
 		webConfig   = app.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").String()
 		grpcListen  = app.Flag("grpc.listen-address", "Address for gRPC health (grpc.health.v1); empty disables it.").Default(":9096").String()
-		storage     = app.Flag("storage.path", "Directory of the incident journal.").Default("data/").String()
+		storage     = app.Flag("storage.path", "Directory of the incident journal (--storage.backend=bbolt).").Default("data/").String()
+		backend     = app.Flag("storage.backend", "Incident store: bbolt (a file in --storage.path, one replica) or etcd (shared by every replica).").Default(receiver.StorageBBolt).Enum(receiver.StorageBBolt, receiver.StorageEtcd)
+		etcdURLs    = app.Flag("storage.etcd.endpoints", "etcd client URLs, comma-separated (--storage.backend=etcd); TLS and credentials are in the config file's storage section.").String()
+		etcdPrefix  = app.Flag("storage.etcd.prefix", "Key prefix of the incident store in etcd: replicas with the same prefix share incidents.").Default("/zmy-responder/").String()
+		replica     = app.Flag("ha.replica", "This replica's name among the replicas sharing an etcd store, and in ZMY_ACTOR (default: the host name).").Default("").String()
+		leaseTTL    = app.Flag("ha.lease-ttl", "TTL of a replica's leadership session in etcd: a dead leader's clusters go to another replica this long after its last keepalive.").Default("10s").Duration()
 	)
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
@@ -110,6 +116,11 @@ func run() int {
 		ListenAddress:     *listen,
 		GRPCListenAddress: *grpcListen,
 		StoragePath:       *storage,
+		StorageBackend:    *backend,
+		EtcdEndpoints:     splitList(*etcdURLs),
+		EtcdPrefix:        *etcdPrefix,
+		Replica:           *replica,
+		LeaseTTL:          *leaseTTL,
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
@@ -121,4 +132,15 @@ func run() int {
 	}
 	logger.Info("zmy-responder stopped")
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -31,6 +31,10 @@ func run() int {
 		warmup    = app.Flag("warmup", "Unmeasured time before each run.").Default("500ms").Duration()
 		reps      = app.Flag("reps", "Runs per cell; medians are reported.").Default("3").Int()
 		bigReqs   = app.Flag("big-requests", "Requests per sender and run for payloads of 1,000 alerts or more.").Default("3").Int()
+		etcdBin   = app.Flag("etcd", "etcd binary for the storage comparison (bbolt against etcd); empty skips it.").Default("etcd").String()
+		stSizes   = app.Flag("storage-sizes", "Alerts per notification in the storage comparison.").Default("1").String()
+		stSenders = app.Flag("storage-senders", "Concurrent senders in the storage comparison.").Default("64").String()
+		only      = app.Flag("storage-only", "Run only the storage comparison.").Bool()
 	)
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,11 +46,25 @@ func run() int {
 		}
 		return 0
 	}
+	dir, err := os.MkdirTemp("", "zmy-webhook-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zmy-webhook-bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
 	szs, err := ints(*sizes)
-	if err == nil {
+	if err == nil && !*only {
 		var snd []int
 		if snd, err = ints(*senders); err == nil {
-			err = bench(ctx, *responder, szs, snd, *duration, *warmup, *reps, *bigReqs)
+			err = bench(ctx, *responder, dir, szs, snd, *duration, *warmup, *reps, *bigReqs)
+		}
+	}
+	if err == nil && *etcdBin != "" {
+		var stSz, stSnd []int
+		if stSz, err = ints(*stSizes); err == nil {
+			if stSnd, err = ints(*stSenders); err == nil {
+				err = benchStorage(ctx, *responder, *etcdBin, dir, stSz, stSnd, *duration, *warmup, *reps)
+			}
 		}
 	}
 	if err != nil {
@@ -68,13 +86,7 @@ func ints(s string) ([]int, error) {
 	return out, nil
 }
 
-func bench(ctx context.Context, bin string, sizes, senders []int, d, warmup time.Duration, reps, bigReqs int) error {
-	dir, err := os.MkdirTemp("", "zmy-webhook-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
+func bench(ctx context.Context, bin, dir string, sizes, senders []int, d, warmup time.Duration, reps, bigReqs int) error {
 	idle, err := idleMemory(ctx, bin, dir)
 	if err != nil {
 		return err

@@ -141,7 +141,8 @@ var responderReady = regexp.MustCompile(`msg="zmy-responder ready" http=(\S+)`)
 
 // startResponder runs the real daemon with a fresh journal and a config that accepts large
 // notifications. The payloads name a cluster it does not know, so the runbook engine stays idle.
-func startResponder(ctx context.Context, bin, dir string) (*process, error) {
+// args are added to its command line (another storage backend).
+func startResponder(ctx context.Context, bin, dir string, args ...string) (*process, error) {
 	cfg := filepath.Join(dir, "bench.yml")
 	if err := os.WriteFile(cfg, []byte("webhook:\n  max_body_bytes: 16777216\n"), 0o600); err != nil {
 		return nil, err
@@ -150,8 +151,9 @@ func startResponder(ctx context.Context, bin, dir string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	return startProcess(ctx, []string{bin, "--config.file=" + cfg, "--storage.path=" + storage,
-		"--web.listen-address=127.0.0.1:0", "--grpc.listen-address=127.0.0.1:0"}, true, responderReady)
+	argv := []string{bin, "--config.file=" + cfg, "--storage.path=" + storage,
+		"--web.listen-address=127.0.0.1:0", "--grpc.listen-address=127.0.0.1:0"}
+	return startProcess(ctx, append(argv, args...), true, responderReady)
 }
 
 var noopReady = regexp.MustCompile(`^listening (\S+)$`)

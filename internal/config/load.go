@@ -254,7 +254,10 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	c.Alertmanager.HTTPClientConfig.SetDirectory(c.Dir)
+	c.Storage.resolvePaths(abs)
+	c.Storage.Etcd.TLSConfig.SetDirectory(c.Dir)
 	for i := range c.Clusters {
+		c.Clusters[i].AdminAPI.HTTPClientConfig.SetDirectory(c.Dir)
 		for j := range c.Clusters[i].Redis {
 			abs(&c.Clusters[i].Redis[j].PasswordFile)
 		}

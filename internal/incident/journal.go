@@ -16,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
-
-	"github.com/zmyorg/zmy-responder/internal/promreg"
 )
 
 // FileName is the journal's file inside --storage.path.
@@ -50,15 +48,16 @@ type Options struct {
 	LockTimeout time.Duration
 }
 
-// Journal is the crash-safe incident store: an embedded bbolt file whose every write is fsynced
-// before the call returns.
+// Journal is the crash-safe incident store of a single replica: an embedded bbolt file whose
+// every write is fsynced before the call returns. It has one writer, so it ignores fences
+// (WithFence): leadership among replicas needs the shared etcd store (EtcdStore).
 type Journal struct {
 	db        *bolt.DB
 	id        string
 	ingesting atomic.Int64 // Ingest calls in progress
 	now       func() time.Time
 	logger    *slog.Logger
-	writeDu   prometheus.Histogram
+	m         *storeMetrics
 }
 
 // Open opens (creating if needed) the journal at path. A path naming an existing directory means
@@ -120,20 +119,12 @@ func Open(path string, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("initialise journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, now: opts.Now, logger: opts.Logger, id: id}
-	j.writeDu = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: "zmy_responder",
-		Name:      "journal_write_duration_seconds",
-		Help:      "Time from a journal write call to its data being fsynced, group-commit wait included.",
-		Buckets:   []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
-	})
-	if opts.Registerer != nil {
-		// A journal reopened in the same process (tests, restarts in place) keeps the series.
-		if j.writeDu, err = promreg.Register(opts.Registerer, j.writeDu); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("register journal metrics: %w", err)
-		}
+	m, err := newStoreMetrics(opts.Registerer)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("register journal metrics: %w", err)
 	}
+	j := &Journal{db: db, now: opts.Now, logger: opts.Logger, id: id, m: m}
 	j.logger.Debug("journal opened", "path", path)
 	return j, nil
 }
@@ -176,8 +167,20 @@ func (j *Journal) OpenCount() (int, error) {
 	return n, nil
 }
 
+// Ping reports whether the journal can be read: always, while it is open.
+func (j *Journal) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
 // GetState returns the document stored under key, nil when there is none.
 func (j *Journal) GetState(ctx context.Context, key string) ([]byte, error) {
+	defer j.m.observe(opGetState, time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get state %s: %w", key, err)
 	}
@@ -201,7 +204,7 @@ func (j *Journal) UpdateState(ctx context.Context, key string, fn func(cur []byt
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("update state %s: %w", key, err)
 	}
-	defer j.observe(time.Now())
+	defer j.m.observeWrite(opUpdateState, time.Now())
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		var cur []byte
@@ -221,8 +224,4 @@ func (j *Journal) UpdateState(ctx context.Context, key string, fn func(cur []byt
 		return fmt.Errorf("update state %s: %w", key, err)
 	}
 	return nil
-}
-
-func (j *Journal) observe(start time.Time) {
-	j.writeDu.Observe(time.Since(start).Seconds())
 }

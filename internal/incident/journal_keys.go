@@ -53,12 +53,19 @@ func alertKey(seq uint64, fingerprint string, startsAt time.Time, status string)
 	return append(k, status...)
 }
 
-// alertKeyFingerprint extracts the fingerprint part of an alertKey.
-func alertKeyFingerprint(k []byte) string {
+// parseAlertKey is alertKey's inverse, the sequence aside.
+func parseAlertKey(k []byte) (alertID, bool) {
+	if len(k) < 8 {
+		return alertID{}, false
+	}
 	rest := k[8:]
 	n, w := binary.Uvarint(rest)
-	if w <= 0 || uint64(len(rest)-w) < n {
-		return ""
+	if w <= 0 || uint64(len(rest)-w) < n+12 {
+		return alertID{}, false
 	}
-	return string(rest[w : w+int(n)])
+	fp := string(rest[w : w+int(n)])
+	rest = rest[w+int(n):]
+	sec := int64(binary.BigEndian.Uint64(rest[:8]) ^ (1 << 63))
+	nsec := int64(binary.BigEndian.Uint32(rest[8:12]))
+	return alertID{fingerprint: fp, startsAt: time.Unix(sec, nsec), status: string(rest[12:])}, true
 }

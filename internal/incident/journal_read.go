@@ -15,6 +15,7 @@ import (
 
 // Get returns the incident with its alerts, or an error wrapping ErrNotFound.
 func (j *Journal) Get(ctx context.Context, id string) (*Incident, error) {
+	defer j.m.observe(opGet, time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get %s: %w", id, err)
 	}
@@ -36,6 +37,7 @@ func (j *Journal) Get(ctx context.Context, id string) (*Incident, error) {
 
 // List returns incidents newest first, with their alerts; openOnly keeps the open ones.
 func (j *Journal) List(ctx context.Context, openOnly bool) ([]*Incident, error) {
+	defer j.m.observe(opList, time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
@@ -91,26 +93,20 @@ func (j *Journal) Update(ctx context.Context, id string, fn func(*Incident) erro
 	}
 	var fnErr error
 	var out *Incident
-	defer j.observe(time.Now())
+	defer j.m.observeWrite(opUpdate, time.Now())
 	err = j.db.Update(func(tx *bolt.Tx) error {
 		inc, err := loadFull(tx, seq)
 		if err != nil {
 			return err
 		}
-		wasOpen := inc.Open()
-		if fnErr = fn(inc); fnErr != nil {
-			return fnErr
+		closed, ferr, err := applyUpdate(inc, seq, fn, j.now())
+		if fnErr = ferr; ferr != nil {
+			return ferr
 		}
-		if inc.ID != FormatID(seq) {
-			return fmt.Errorf("incident id changed to %q", inc.ID)
+		if err != nil {
+			return err
 		}
-		now := j.now()
-		inc.UpdatedAt = now
-		switch {
-		case wasOpen && !inc.Open():
-			if inc.ClosedAt == nil {
-				inc.ClosedAt = &now
-			}
+		if closed {
 			gk := groupKey(inc.Cluster, inc.Alertname)
 			open := tx.Bucket(bucketOpen)
 			if v := open.Get(gk); v != nil && binary.BigEndian.Uint64(v) == seq {
@@ -118,8 +114,6 @@ func (j *Journal) Update(ctx context.Context, id string, fn func(*Incident) erro
 					return err
 				}
 			}
-		case !wasOpen && inc.Open():
-			return fmt.Errorf("reopen closed incident: %w", ErrConflict)
 		}
 		out = inc
 		return putIncident(tx.Bucket(bucketIncidents), tx.Bucket(bucketMeta), seq, inc)

@@ -1,5 +1,5 @@
-// Package incident owns the incident record (this file) and the crash-safe bbolt journal that
-// stores it. The record is what an SRE reads: the alerts that opened it, the verdict and its
+// Package incident owns the incident record (this file) and its two stores: the crash-safe bbolt
+// journal of a single replica, and the etcd store that replicas share. The record is what an SRE reads: the alerts that opened it, the verdict and its
 // evidence, the plan, every command run with its output, silences, approvals and the outcome.
 package incident
 

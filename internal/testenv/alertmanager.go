@@ -24,9 +24,29 @@ type Alertmanager struct {
 func StartAlertmanager(t testing.TB, port int, config string) *Alertmanager {
 	t.Helper()
 	bin := Binary(t, "prometheus-alertmanager", "alertmanager")
-	if port == 0 {
-		port = FreePort(t)
+	if port != 0 {
+		am, err := startAlertmanager(t, bin, port, config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return am
 	}
+	// A free port can be taken by another process between FreePort and Alertmanager's bind (a
+	// busy CI machine runs many tests at once): then it exits at once, and another port is tried.
+	var err error
+	for range 3 {
+		var am *Alertmanager
+		if am, err = startAlertmanager(t, bin, FreePort(t), config); err == nil {
+			return am
+		}
+		t.Logf("alertmanager did not start, trying another port: %v", err)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+func startAlertmanager(t testing.TB, bin string, port int, config string) (*Alertmanager, error) {
+	t.Helper()
 	am := &Alertmanager{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
@@ -36,7 +56,9 @@ func StartAlertmanager(t testing.TB, port int, config string) *Alertmanager {
 		"--cluster.listen-address=", "--log.level=warn")
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start alertmanager: %w", err)
+	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
@@ -51,18 +73,18 @@ func StartAlertmanager(t testing.TB, port int, config string) *Alertmanager {
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("alertmanager exited during start: %v\n%s", cmd.ProcessState, log.String())
+			return nil, fmt.Errorf("alertmanager on port %d exited during start: %v\n%s", port, cmd.ProcessState, log.String())
 		default:
 		}
 		resp, err := http.Get(am.URL + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return am
+				return am, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s after 20s: %v", am.URL, err)
+			return nil, fmt.Errorf("alertmanager not ready at %s after 20s: %v", am.URL, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

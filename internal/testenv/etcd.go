@@ -13,7 +13,8 @@ import (
 
 // StartEtcd runs an embedded single-member etcd on free loopback ports in a temporary
 // directory until the test ends, and returns its client endpoint (http://127.0.0.1:port).
-func StartEtcd(t testing.TB) string {
+// Options change the configuration before it starts (e.g. a lower MaxRequestBytes).
+func StartEtcd(t testing.TB, options ...func(*embed.Config)) string {
 	t.Helper()
 	free := func() url.URL { return url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", FreePort(t))} }
 	cfg := embed.NewConfig()
@@ -25,6 +26,9 @@ func StartEtcd(t testing.TB) string {
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	for _, o := range options {
+		o(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	require.NoError(t, err)
 	t.Cleanup(e.Close)

@@ -143,13 +143,13 @@ func TestProbeBudgetIsSharedByEveryCluster(t *testing.T) {
 	p, _ := budgetProber(t, z, 2, time.Minute)
 	var wg sync.WaitGroup
 	verdicts := make(map[string]*incident.Verdict)
+	errs := make(map[string]error)
 	var mu sync.Mutex
 	for _, c := range []string{"a", "b"} {
 		wg.Go(func() {
 			v, err := p.Confirm(t.Context(), c)
-			require.NoError(t, err)
 			mu.Lock()
-			verdicts[c] = v
+			verdicts[c], errs[c] = v, err
 			mu.Unlock()
 		})
 	}
@@ -160,6 +160,7 @@ func TestProbeBudgetIsSharedByEveryCluster(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, 2, z.most, "never more probes at once than detection.concurrency, across clusters")
 	for c, v := range verdicts {
+		require.NoError(t, errs[c], c)
 		require.NotContains(t, v.Reason, budgetExhausted, c)
 	}
 	require.Equal(t, 0.0, testutil.ToFloat64(p.metrics.slotsInUse), "every slot is given back")
@@ -273,4 +274,65 @@ func TestWatchRoundsAreStaggered(t *testing.T) {
 	cfg.Detection.WatchInterval = 0
 	require.Equal(t, []watchLoop{{cluster: "d", every: time.Minute, offset: 0}}, staggered(cfg),
 		"without a global interval only clusters with their own are watched")
+}
+
+// statusClock is a zmyctl that answers at once and remembers when each status call came.
+type statusClock struct {
+	mu    sync.Mutex
+	calls []time.Time
+}
+
+func (z *statusClock) Status(_ context.Context, n config.NodeConfig) (*zmy.QuorumStatus, *zmy.Result, error) {
+	z.mu.Lock()
+	z.calls = append(z.calls, time.Now())
+	z.mu.Unlock()
+	return &zmy.QuorumStatus{Node: n.ID, Quorum: zmy.QuorumOK, LeaderID: "n1", Term: 1}, nil, nil
+}
+
+func (z *statusClock) RaftState(_ context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
+	return &zmy.RaftState{Node: n.ID, RaftState: "follower", LeaderID: "n1", Term: 1}, nil, nil
+}
+
+func (z *statusClock) Netcheck(_ context.Context, n config.NodeConfig) (*zmy.Netcheck, *zmy.Result, error) {
+	return &zmy.Netcheck{Node: n.ID}, nil, nil
+}
+
+// Watch mode itself starts the clusters' rounds spread over the interval: four clusters on 8s
+// are first probed 0, 2, 4 and 6 s after Run starts, then every 8 s each (in the bubble's
+// fake time, so the instants are exact on any machine).
+func TestWatchModeSpreadsRoundsOverTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		names := []string{"a", "b", "c", "d"}
+		var cs []config.ClusterConfig
+		for _, n := range names {
+			cs = append(cs, staticCluster(n, "n1"))
+		}
+		cfg := staticConfig(cs...)
+		cfg.Detection.WatchInterval = model.Duration(8 * time.Second)
+		cfg.Detection.Threshold.Recompute = 0
+		p := NewProber(cfg, Options{})
+		clocks := map[string]*statusClock{}
+		for _, n := range names {
+			clocks[n] = &statusClock{}
+			p.clusters[n].driver, p.clusters[n].driverErr = clocks[n], nil
+		}
+
+		ctx, cancel := context.WithCancel(t.Context())
+		start := time.Now()
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		time.Sleep(15 * time.Second) // fake time: up to just past d's second round
+		synctest.Wait()
+		cancel()
+		<-done
+
+		for i, n := range names {
+			offset := time.Duration(i) * 2 * time.Second
+			var got []time.Duration
+			for _, at := range clocks[n].calls {
+				got = append(got, at.Sub(start))
+			}
+			require.Equal(t, []time.Duration{offset, offset + 8*time.Second}, got, "cluster %s", n)
+		}
+	})
 }

@@ -241,6 +241,24 @@ func TestDecide(t *testing.T) {
 				groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
 				reason:    []string{"clock fuse tripped (n3: offset +800ms exceeds 500ms on 3 consecutive readings)"},
 			}},
+		// Even with every condition held on the answers that came, one probe the daemon's budget
+		// left without its turn makes the round inconclusive: a busy responder judges nothing
+		// on partial evidence, and the starved probe is no failure of its node.
+		{name: "a probe left without a slot makes a partition inconclusive", world: newWorld(5).split(3, 2),
+			mutate: func(rs []Result) []Result {
+				for i := range rs {
+					if rs[i].Node == "n2" && rs[i].Probe == ProbeNetcheck {
+						rs[i] = Result{Probe: ProbeNetcheck, Node: "n2", Status: StatusBudgetExhausted,
+							Reason: budgetExhausted + ": no probe slot free before the round's budget ended"}
+					}
+				}
+				return rs
+			}, want: want{
+				kind: incident.VerdictInconclusive, control: true, data: true, network: true, sop: SOPNetwork,
+				rootCause: RootCauseNetwork,
+				groups:    [][]string{{"n1", "n2", "n3"}, {"n4", "n5"}},
+				reason:    []string{budgetExhausted + ": 1 of 30 probes got no probe slot in time"},
+			}},
 		{name: "hung zmyctl on one node still judges", world: func() *world {
 			w := newWorld(5)
 			w.hungCtl["n3"] = true

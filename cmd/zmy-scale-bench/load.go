@@ -134,10 +134,20 @@ func scrapeCounters(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	out, err := parseCounters(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	return out, nil
+}
+
+// parseCounters reads the counters, and the count and sum of summaries and histograms, of a
+// text exposition.
+func parseCounters(r io.Reader) (counters, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
 	}
 	out := counters{}
 	add := func(name string, ls labelSet, v float64) {

@@ -240,26 +240,7 @@ func (s scenario) run(ctx context.Context) (result, error) {
 		slices.Sort(lat)
 		res.P50, res.P99, res.Max = msOf(quantile(lat, 0.5)), msOf(quantile(lat, 0.99)), msOf(lat[len(lat)-1])
 	}
-	res.ProbeNotRun, res.FailuresByProbe = map[string]int{}, map[string]int{}
-	for k, v := range after.diff(before, "zmy_responder_probe_results_total") {
-		probe, result := k.get("probe"), k.get("result")
-		n := int(v)
-		if n == 0 {
-			continue
-		}
-		res.Probes += n
-		switch result {
-		case "ok":
-		case "fail", "error":
-			res.ProbeFailures += n
-			res.FailuresByProbe[probe+"/"+result] += n
-		default:
-			res.ProbeNotRun[result] += n
-		}
-	}
-	if res.Probes > 0 {
-		res.FailureRate = float64(res.ProbeFailures) / float64(res.Probes)
-	}
+	res.countProbes(after.diff(before, "zmy_responder_probe_results_total"))
 	minutes := elapsed.Minutes()
 	res.ProbesPerMinute, res.ZmyctlPerMinute = float64(res.Probes)/minutes, after.total(before, "zmy_responder_commands_total")/minutes
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / elapsed.Seconds() }
@@ -273,6 +254,32 @@ func (s scenario) run(ctx context.Context) (result, error) {
 		res.JournalWriteMeanMs = 1000 * after.total(before, "zmy_responder_journal_write_duration_seconds_sum") / float64(res.JournalWrites)
 	}
 	return res, nil
+}
+
+// countProbes sorts the probe results of the measured window (probe_results_total's growth by
+// series) into answers, failures — every node is healthy, so each fail or error is a false
+// reading — and probes not run (skipped, budget_exhausted).
+func (r *result) countProbes(grown map[labelSet]float64) {
+	r.ProbeNotRun, r.FailuresByProbe = map[string]int{}, map[string]int{}
+	for k, v := range grown {
+		probe, result := k.get("probe"), k.get("result")
+		n := int(v)
+		if n == 0 {
+			continue
+		}
+		r.Probes += n
+		switch result {
+		case "ok":
+		case "fail", "error":
+			r.ProbeFailures += n
+			r.FailuresByProbe[probe+"/"+result] += n
+		default:
+			r.ProbeNotRun[result] += n
+		}
+	}
+	if r.Probes > 0 {
+		r.FailureRate = float64(r.ProbeFailures) / float64(r.Probes)
+	}
 }
 
 // responderConfig is every simulated cluster, driven through the lean zmysimctl as the

@@ -122,7 +122,7 @@ type SilencesConfig struct {
 // DetectionConfig tunes the probes and the verdict.
 type DetectionConfig struct {
 	ProbeTimeout   model.Duration  `yaml:"probe_timeout"`              // per probe call, default 2s
-	Concurrency    int             `yaml:"concurrency"`                // nodes probed at once, default 64
+	Concurrency    int             `yaml:"concurrency"`                // probes at once across every cluster, default 64
 	ShardTolerance uint64          `yaml:"shard_tolerance"`            // applied-index spread still "equal", default 2
 	RootCauseScore float64         `yaml:"root_cause_partition_score"` // default 0.8 (SOP-ZMY-003)
 	Threshold      ThresholdConfig `yaml:"threshold"`

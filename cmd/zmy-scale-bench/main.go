@@ -40,6 +40,8 @@ func run() int {
 		detection  = app.Flag("detection", "Extra detection settings for the responder, key=value (e.g. concurrency=16).").StringMap()
 		control    = app.Flag("watch-off", "Also run each size with watch mode off first: the webhook's floor on this machine at that moment.").Default("true").Bool()
 		jsonOut    = app.Flag("json", "Also write the results as JSON to FILE.").String()
+		driver     = app.Flag("driver", "clusters[].driver of the responder: zmyctl (a process per node command) or api (requests to the nodes' admin API).").Default("zmyctl").Enum("zmyctl", "api")
+		nice       = app.Flag("zmyctl-nice", "With --driver=zmyctl, run zmyctl under `nice -n N` (0: as is): probe processes at a lower CPU priority than the responder.").Default("0").Int()
 	)
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,7 +65,10 @@ func run() int {
 	}
 	o := scenario{
 		BinDir: *bin, Nodes: *nodes, WriteRate: *writeRate, WatchInterval: *interval,
-		Warmup: w, Duration: *duration, Rate: *rate, Detection: *detection,
+		Warmup: w, Duration: *duration, Rate: *rate, Detection: *detection, Driver: *driver, Nice: *nice,
+	}
+	if o.Driver != "zmyctl" {
+		o.Nice = 0
 	}
 	fmt.Printf("machine: %d CPUs, load average %s; %d nodes per cluster, watch every %s, %.3g webhooks/s for %s after %s warm-up\n\n",
 		runtime.NumCPU(), loadAverage(), o.Nodes, o.WatchInterval, o.Rate, o.Duration, o.Warmup)

@@ -45,7 +45,7 @@ func TestScaleBenchSmoke(t *testing.T) {
 		"--rate", "4", "--no-watch-off", "--json", out)
 	stdout, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", stdout)
-	require.Contains(t, string(stdout), "| 2 × 3 | every 500ms |")
+	require.Contains(t, string(stdout), "| 2 × 3 | every 500ms, zmyctl |")
 
 	raw, err := os.ReadFile(out)
 	require.NoError(t, err)

@@ -28,12 +28,16 @@ type scenario struct {
 	Duration      time.Duration
 	Rate          float64
 	Detection     map[string]string // extra detection.* settings
+	Driver        string            // clusters[].driver: zmyctl or api
+	Nice          int               // with zmyctl: run it under nice -n Nice (0: as is)
 }
 
 // result is what one run measured. Durations are in milliseconds, CPU in percent of one core.
 type result struct {
 	Clusters, Nodes int
 	Watch           bool // watch mode on (off: the control run)
+	Driver          string
+	Nice            int `json:",omitempty"`
 	LoadAverage     string
 
 	Webhooks, WebhookErrors int
@@ -45,8 +49,8 @@ type result struct {
 	ProbeNotRun     map[string]int // by result label: skipped (node breaker), budget_exhausted
 	FailuresByProbe map[string]int // "probe/result"
 	FailureRate     float64        // ProbeFailures / Probes
-	ProbesPerMinute float64
-	ZmyctlPerMinute float64 // zmyctl processes the responder ran
+	ProbesPerMinute float64        // probe results, those not run included
+	ZmyctlPerMinute float64        // node commands the responder sent: zmyctl processes, or admin API calls with the api driver
 
 	ResponderCPU, ZmyctlCPU, FleetCPU float64
 	RSSMiB, PeakRSSMiB                float64
@@ -61,7 +65,7 @@ type result struct {
 	interval string
 }
 
-const tableHeader = "| clusters × nodes | watch | webhooks | p50 | p99 | max | probes/min | zmyctl/min | failed probes (healthy nodes) | not run | responder CPU | zmyctl CPU | simulator CPU | responder RSS (peak) |\n" +
+const tableHeader = "| clusters × nodes | watch | webhooks | p50 | p99 | max | probes/min | node commands/min | failed probes (healthy nodes) | not run | responder CPU | zmyctl CPU | simulator CPU | responder RSS (peak) |\n" +
 	"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 func (r result) row() string {
@@ -69,7 +73,10 @@ func (r result) row() string {
 	for _, n := range r.ProbeNotRun {
 		notRun += n
 	}
-	watch := "every " + r.interval
+	watch := "every " + r.interval + ", " + r.Driver
+	if r.Nice != 0 {
+		watch += fmt.Sprintf(" (nice %d)", r.Nice)
+	}
 	if !r.Watch {
 		watch = "off"
 	}
@@ -112,7 +119,8 @@ func formatCounts(m map[string]int) string {
 var responderReady = regexp.MustCompile(`msg="zmy-responder ready" http=(\S+)`)
 
 func (s scenario) run(ctx context.Context) (result, error) {
-	res := result{Clusters: s.Clusters, Nodes: s.Nodes, Watch: s.WatchInterval > 0, interval: s.WatchInterval.String()}
+	res := result{Clusters: s.Clusters, Nodes: s.Nodes, Watch: s.WatchInterval > 0, Driver: s.Driver, Nice: s.Nice,
+		interval: s.WatchInterval.String()}
 	responderBin, err := binPath(s.BinDir, "zmy-responder")
 	if err != nil {
 		return res, err
@@ -282,8 +290,8 @@ func (r *result) countProbes(grown map[labelSet]float64) {
 	}
 }
 
-// responderConfig is every simulated cluster, driven through the lean zmysimctl as the
-// simulator's generated configs do, watched every WatchInterval; everything else default.
+// responderConfig is every simulated cluster, driven through the lean zmysimctl (or, with the api
+// driver, the simulated nodes' admin API), watched every WatchInterval; everything else default.
 func (s scenario) responderConfig(clusters []sim.ReadyInfo, ctl string) ([]byte, error) {
 	detection := map[string]any{"watch_interval": s.WatchInterval.String()}
 	for k, v := range s.Detection {
@@ -300,9 +308,14 @@ func (s scenario) responderConfig(clusters []sim.ReadyInfo, ctl string) ([]byte,
 			nodes = append(nodes, map[string]any{"id": n.ID, "host": n.Host, "admin": n.Admin,
 				"metrics_url": n.MetricsURL, "health_url": n.HealthURL, "peer_addr": n.PeerAddr, "grpc_addr": n.GRPCAddr})
 		}
+		argv := []string{ctl, "--endpoint", "{{.Node.Admin}}"}
+		if s.Nice != 0 {
+			argv = append([]string{"nice", "-n", strconv.Itoa(s.Nice)}, argv...)
+		}
 		cs = append(cs, map[string]any{
 			"name":       c.Cluster,
-			"zmyctl":     []string{ctl, "--endpoint", "{{.Node.Admin}}"},
+			"driver":     s.Driver,
+			"zmyctl":     argv,
 			"zmyctl_env": map[string]string{"GOMAXPROCS": "1"},
 			"nodes":      nodes,
 		})

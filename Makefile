@@ -121,7 +121,7 @@ bench-firing: deps
 	$(GO) test -run '^$$' -bench FiringTime -benchtime 3x -timeout 30m ./rules/
 
 # One responder watching 5, 20 and 50 simulated clusters of 5 nodes every 10s while it ingests a
-# webhook a second: latency, failed probes of healthy nodes, CPU, memory (≈ 9 minutes).
+# webhook a second: latency, failed probes of healthy nodes, CPU, memory (≈ 7 minutes).
 bench-scale: build
 	$(BIN)/zmy-scale-bench --bin-dir=$(BIN) --clusters=5,20,50
 

@@ -20,12 +20,12 @@ DEB_BINARIES := promtool:prometheus prometheus:prometheus prometheus-alertmanage
 
 # Test suites `make test` runs after `test-go`. Other parts of the repository append to it
 # (TEST_TARGETS += test-rules) together with their own target.
-TEST_TARGETS := lint fuzz-short test-rules test-deploy
+TEST_TARGETS := lint fuzz-short test-rules test-deploy test-zmyctl-driver
 
 GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
 
-.PHONY: all build test test-go fuzz-short test-rules test-deploy deps lint bench bench-webhook \
+.PHONY: all build test test-go fuzz-short test-rules test-deploy test-zmyctl-driver deps lint bench bench-webhook \
 	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing run demo demo-ha e2e clean
 
 all: build
@@ -45,6 +45,16 @@ test-go:
 # A brief run of the webhook decoding fuzz target (its seed corpus runs in test-go as well).
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeWebhook$$' -fuzztime $(FUZZ_TIME) ./receiver/
+
+# test-go runs every test on the simulator's generated config, which uses the admin-API driver;
+# this runs the runbook's safety tests (everything that talks to simulated nodes through the
+# driver: crashes with commands in flight, actor attribution, two responders, the SOP order)
+# once more on the zmyctl driver.
+SAFETY_TESTS := TestThreeWaySplitNeedsHuman|TestNotConfirmedMutatesNothing|TestDuplicateDeliveriesOneRun|TestGuardsMutateNothing|TestBlastRadiusMutatesNothing|TestCrashAtEachPointCompletesAfterRestart|TestCrashWithAMutationInFlight|TestNodeResumedByHandIsRecontained|TestTwoRespondersOnOneCluster|TestRecoverNeedsEverySnapshotEvenIfTheGateLies|TestOnlyTheLeaderActs|TestPartition32Recovers
+test-zmyctl-driver:
+	@n=$$($(GO) test -list '^($(SAFETY_TESTS))$$' ./remediate/ | grep -c '^Test'); want=$$(echo '$(SAFETY_TESTS)' | tr '|' '\n' | wc -l); \
+	if [ "$$n" != "$$want" ]; then echo "test-zmyctl-driver: $$n of the $$want SAFETY_TESTS exist; a test was renamed?"; exit 1; fi
+	ZMY_TEST_DRIVER=zmyctl $(GO) test -timeout $(GO_TEST_TIMEOUT) -run '^($(SAFETY_TESTS))$$' ./remediate/
 
 # promtool check/test on rules/ (also covered by rules/rules_test.go; this is the plain form).
 test-rules:
@@ -89,7 +99,7 @@ bench-webhook: build deps
 bench-sim: build
 	$(BIN)/zmysim bench --nodes 200 --write-rate 1000 --duration 20s --scrapes 500
 
-# zmyctl driver latency per command through the simulator's ctl.
+# Node driver latency per command: zmyctl through the simulator's ctl, and the admin API.
 bench-driver:
 	$(GO) test -run '^$$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy/
 
@@ -116,7 +126,7 @@ run: build
 		--web.listen-address=127.0.0.1:9095 --grpc.listen-address=127.0.0.1:9096 --storage.path=data/
 
 # Owned by the demo and end-to-end parts of the repository. DEMO_ARGS: --keep (leave it running
-# until Ctrl-C), -v (every zmyctl command line).
+# until Ctrl-C), -v (every node command in full).
 demo: build
 	$(BIN)/zmy-demo --bin-dir=$(BIN) $(DEMO_ARGS)
 

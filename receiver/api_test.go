@@ -59,7 +59,7 @@ func (f *fakeRunbook) Retry(_ context.Context, id string, a incident.Approval) (
 	return &incident.Incident{ID: "inc-000099", Cluster: "east", Step: incident.StepReceived, RetryOf: id}, nil
 }
 
-func (f *fakeRunbook) Clusters(context.Context) (any, error) {
+func (f *fakeRunbook) Clusters(context.Context) ([]remediate.ClusterStatus, error) {
 	return []remediate.ClusterStatus{{Name: "east", Breaker: "closed", RequireApproval: true, Paused: f.paused}}, f.err
 }
 
@@ -79,8 +79,8 @@ func (f *fakeRunbook) Unpause(_ context.Context, c string, a incident.Approval) 
 	return nil
 }
 
-func (f *fakeRunbook) Plan(_ context.Context, c string) (any, error) {
-	return map[string]any{"cluster": c, "steps": []string{"suspend"}}, f.err
+func (f *fakeRunbook) Plan(_ context.Context, c string) (*remediate.PlanReport, error) {
+	return &remediate.PlanReport{Cluster: c, Steps: []string{"suspend"}}, f.err
 }
 
 func TestIncidentReadAPI(t *testing.T) {

@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/url"
@@ -203,21 +202,9 @@ func (s *Server) clusterViews(c echo.Context) ([]remediate.ClusterStatus, string
 	if rb == nil {
 		return nil, "the runbook engine is not running"
 	}
-	v, err := rb.Clusters(c.Request().Context())
+	cs, err := rb.Clusters(c.Request().Context())
 	if err != nil {
 		return nil, err.Error()
-	}
-	if cs, ok := v.([]remediate.ClusterStatus); ok {
-		return cs, ""
-	}
-	// Another Runbook (an adapter, a test's): read it as the API would answer it.
-	var cs []remediate.ClusterStatus
-	raw, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(raw, &cs)
-	}
-	if err != nil {
-		return nil, "cluster list: " + err.Error()
 	}
 	return cs, ""
 }

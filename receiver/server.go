@@ -20,6 +20,7 @@ import (
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
+	"github.com/zmyorg/zmy-responder/remediate"
 )
 
 // Runbook is what the API needs of the runbook engine (remediate.Engine, through an adapter
@@ -30,10 +31,10 @@ type Runbook interface {
 	Abort(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Ack(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
 	Retry(ctx context.Context, id string, a incident.Approval) (*incident.Incident, error)
-	Clusters(ctx context.Context) (any, error)
+	Clusters(ctx context.Context) ([]remediate.ClusterStatus, error)
 	Pause(ctx context.Context, cluster string, a incident.Approval) error
 	Unpause(ctx context.Context, cluster string, a incident.Approval) error
-	Plan(ctx context.Context, cluster string) (any, error)
+	Plan(ctx context.Context, cluster string) (*remediate.PlanReport, error)
 }
 
 // state is everything a reload replaces, swapped as one value.

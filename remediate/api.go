@@ -166,11 +166,8 @@ type ClusterStatus struct {
 	CurrentStep     incident.Step    `json:"current_step,omitempty"`
 }
 
-// Clusters returns []ClusterStatus, sorted by name (any: the receiver's interface).
-func (e *Engine) Clusters(ctx context.Context) (any, error) { return e.ClusterStatuses(ctx) }
-
-// ClusterStatuses is the typed form of Clusters.
-func (e *Engine) ClusterStatuses(ctx context.Context) ([]ClusterStatus, error) {
+// Clusters returns every configured cluster's status, sorted by name.
+func (e *Engine) Clusters(ctx context.Context) ([]ClusterStatus, error) {
 	cfg := e.config()
 	open, err := e.j.List(ctx, true)
 	if err != nil {

@@ -21,7 +21,7 @@ func TestAbortLeavesAClearReport(t *testing.T) {
 	// Plan mutates nothing and names the exact argv per node.
 	rep, err := r.e.Plan(t.Context(), "nu")
 	require.NoError(t, err)
-	plan := rep.(*PlanReport)
+	plan := rep
 	require.Equal(t, incident.VerdictNotConfirmed, plan.Verdict.Kind)
 	joined := strings.Join(plan.Steps, "\n")
 	// The generated config runs the lean zmysimctl built beside zmysim (harness_test.go).
@@ -38,7 +38,7 @@ func TestAbortLeavesAClearReport(t *testing.T) {
 	inc := r.waitStep(t, id, incident.StepAwaitingRecovery, 30*time.Second)
 	require.Equal(t, incident.StepAwaitingRecovery, inc.Step)
 
-	st, err := r.e.ClusterStatuses(t.Context())
+	st, err := r.e.Clusters(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, id, st[0].OpenIncident)
 	require.Equal(t, incident.StepAwaitingRecovery, st[0].CurrentStep)

@@ -15,70 +15,77 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
-// BenchmarkTimeToContainment measures, per cluster size, the time from the webhook's alert
-// being received (its ReceivedAt, journaled by Ingest) to every node verified suspended
-// (ContainedAt): confirming with the real prober, guards, silencing (disabled here), and the
-// parallel suspend + verify through the simulator's zmyctl. Each iteration is a fresh cluster:
-// partition, wait until the split-brain is visible, alert, time until contained.
+// BenchmarkTimeToContainment measures, per cluster size and node driver, the time from the
+// webhook's alert being received (its ReceivedAt, journaled by Ingest) to every node verified
+// suspended (ContainedAt): confirming with the real prober, guards, silencing (disabled here),
+// and the parallel suspend + verify through the nodes' admin API or the simulator's zmyctl.
+// Each iteration is a fresh cluster: partition, wait until the split-brain is visible, alert,
+// time until contained.
 //
 //	go test ./remediate -run '^$' -bench TimeToContainment -benchtime 10x
 func BenchmarkTimeToContainment(b *testing.B) {
 	// The daemon runs with GOGC=400 (cmd/zmy-responder); measure the engine as it runs there.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	for _, nodes := range []int{5, 50, 200} {
-		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
-			// Two thirds against one third (3|2 for 5 nodes). The simulator's split-brain has
-			// both sides electing a leader and taking writes in proportion to their size, so
-			// the applied-index spread the data condition reads grows at the difference of the
-			// two sides: a bare majority (26|24 of 50) grows it by ~2 entries/s per shard and
-			// once let a verdict land under the tolerance. 2:1 grows it ~8 times faster.
-			majority := max(nodes*2/3, nodes/2+1)
-			var groups [2][]string
-			for i := 1; i <= nodes; i++ {
-				g := 0
-				if i > majority {
-					g = 1
-				}
-				groups[g] = append(groups[g], fmt.Sprintf("n%d", i))
-			}
-			partition := fmt.Sprintf("%s/%s", join(groups[0]), join(groups[1]))
-			var samples, confirms []time.Duration
-			b.StopTimer()
-			for i := 0; i < b.N; i++ {
-				// A fresh cluster per sample: recovering a 200-node cluster between samples
-				// would cost minutes and measure nothing of interest here.
-				s := startSim(b, fmt.Sprintf("bench%d", nodes), nodes, "")
-				r := newRig(b, s, benchConfig(b, s))
-				s.fault(b, "partition", partition)
-				r.waitConfirmed(b)
-				b.StartTimer()
-				id := r.deliver(b, "firing", "am-0")
-				r.waitContained(b, id, 60*time.Second)
-				b.StopTimer()
-				// The stage observes the histogram, then journals ContainedAt (the instant it
-				// measured, so reading it a little later changes nothing).
-				inc := r.waitFor(b, id, 10*time.Second, "contained", func(inc *incident.Incident) bool {
-					return inc.ContainedAt != nil || !inc.Open()
-				})
-				if inc.ContainedAt == nil {
-					b.Fatalf("not contained: %s %s", inc.Outcome, inc.Reason)
-				}
-				samples = append(samples, inc.ContainedAt.Sub(firstReceived(inc)))
-				if inc.Verdict != nil {
-					confirms = append(confirms, inc.Verdict.Duration)
-				}
-				b.Logf("nodes=%d sample %d: %s (confirm %s)", nodes, i, samples[len(samples)-1], confirms[len(confirms)-1])
-				r.stop(b)
-				s.proc.Kill()
-			}
-			p50, p99 := percentile(samples, 50), percentile(samples, 99)
-			b.ReportMetric(p50.Seconds()*1000, "p50-ms")
-			b.ReportMetric(p99.Seconds()*1000, "p99-ms")
-			b.ReportMetric(percentile(confirms, 50).Seconds()*1000, "confirm-p50-ms")
-			b.Logf("nodes=%d samples=%d time_to_containment p50=%s p99=%s max=%s (confirm p50=%s)",
-				nodes, len(samples), p50, p99, slices.Max(samples), percentile(confirms, 50))
-		})
+		for _, driver := range []string{config.DriverAPI, config.DriverZmyctl} {
+			b.Run(fmt.Sprintf("nodes=%d/driver=%s", nodes, driver), func(b *testing.B) { benchContainment(b, nodes, driver) })
+		}
 	}
+}
+
+func benchContainment(b *testing.B, nodes int, driver string) {
+	// Two thirds against one third (3|2 for 5 nodes). The simulator's split-brain has
+	// both sides electing a leader and taking writes in proportion to their size, so
+	// the applied-index spread the data condition reads grows at the difference of the
+	// two sides: a bare majority (26|24 of 50) grows it by ~2 entries/s per shard and
+	// once let a verdict land under the tolerance. 2:1 grows it ~8 times faster.
+	majority := max(nodes*2/3, nodes/2+1)
+	var groups [2][]string
+	for i := 1; i <= nodes; i++ {
+		g := 0
+		if i > majority {
+			g = 1
+		}
+		groups[g] = append(groups[g], fmt.Sprintf("n%d", i))
+	}
+	partition := fmt.Sprintf("%s/%s", join(groups[0]), join(groups[1]))
+	var samples, confirms []time.Duration
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		// A fresh cluster per sample: recovering a 200-node cluster between samples
+		// would cost minutes and measure nothing of interest here.
+		s := startSim(b, fmt.Sprintf("bench%d", nodes), nodes, "")
+		cfg := benchConfig(b, s)
+		cfg.Clusters[0].Driver = driver
+		r := newRig(b, s, cfg)
+		s.fault(b, "partition", partition)
+		r.waitConfirmed(b)
+		b.StartTimer()
+		id := r.deliver(b, "firing", "am-0")
+		r.waitContained(b, id, 60*time.Second)
+		b.StopTimer()
+		// The stage observes the histogram, then journals ContainedAt (the instant it
+		// measured, so reading it a little later changes nothing).
+		inc := r.waitFor(b, id, 10*time.Second, "contained", func(inc *incident.Incident) bool {
+			return inc.ContainedAt != nil || !inc.Open()
+		})
+		if inc.ContainedAt == nil {
+			b.Fatalf("not contained: %s %s", inc.Outcome, inc.Reason)
+		}
+		samples = append(samples, inc.ContainedAt.Sub(firstReceived(inc)))
+		if inc.Verdict != nil {
+			confirms = append(confirms, inc.Verdict.Duration)
+		}
+		b.Logf("nodes=%d sample %d: %s (confirm %s)", nodes, i, samples[len(samples)-1], confirms[len(confirms)-1])
+		r.stop(b)
+		s.proc.Kill()
+	}
+	p50, p99 := percentile(samples, 50), percentile(samples, 99)
+	b.ReportMetric(p50.Seconds()*1000, "p50-ms")
+	b.ReportMetric(p99.Seconds()*1000, "p99-ms")
+	b.ReportMetric(percentile(confirms, 50).Seconds()*1000, "confirm-p50-ms")
+	b.Logf("nodes=%d driver=%s samples=%d time_to_containment p50=%s p99=%s max=%s (confirm p50=%s)",
+		nodes, driver, len(samples), p50, p99, slices.Max(samples), percentile(confirms, 50))
 }
 
 // waitContained waits until the engine observes time to containment (just before it journals

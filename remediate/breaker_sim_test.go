@@ -75,7 +75,7 @@ func TestBreakerOpensAfterFailedRemediations(t *testing.T) {
 	require.Equal(t, incident.OutcomeRecovered, inc.Outcome, inc.Reason)
 	require.Equal(t, 1.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "closed")), "closed after a good trial")
 	require.Equal(t, 0.0, testutil.ToFloat64(r.e.m.breakerState.WithLabelValues("iota", "open")))
-	st, err := r.e.ClusterStatuses(t.Context())
+	st, err := r.e.Clusters(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, "closed", st[0].Breaker)
 	require.Equal(t, fmt.Sprint(incident.OutcomeRecovered), fmt.Sprint(st[0].LastOutcome))

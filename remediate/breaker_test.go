@@ -1,7 +1,10 @@
 package remediate
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,4 +76,73 @@ func TestBreakerPersistsAcrossRestart(t *testing.T) {
 	st, _ = b.State(ctx, "alpha")
 	require.Equal(t, BreakerClosed, st)
 	require.Contains(t, seen, BreakerClosed)
+}
+
+// Two replicas' breakers on one store count every failure: their read-change-writes of the
+// shared state take the store's lock in turn, so none is lost.
+func TestBreakersShareAStoreWithoutLostUpdates(t *testing.T) {
+	j := openJournal(t, t.TempDir())
+	defer j.Close()
+	cfg := config.BreakerConfig{ConsecutiveFailures: 40, Cooldown: model.Duration(time.Hour)}
+	a, b := newBreakers(j, cfg, nil), newBreakers(j, cfg, nil)
+	var wg sync.WaitGroup
+	for _, br := range []*breakers{a, b} {
+		wg.Go(func() {
+			for range 20 {
+				require.NoError(t, br.Record(t.Context(), "c1", false))
+			}
+		})
+	}
+	wg.Wait()
+	st, err := a.State(t.Context(), "c1")
+	require.NoError(t, err)
+	require.Equal(t, BreakerOpen, st, "40 failures between the two replicas open a breaker of 40")
+}
+
+// failingStates is a state store whose reads fail while down is set (its writes, and so the
+// breaker's lock, still work: the read between the lock and the state is what fails).
+type failingStates struct {
+	stateStore
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *failingStates) GetState(ctx context.Context, key string) ([]byte, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return nil, errors.New("store unreachable")
+	}
+	return f.stateStore.GetState(ctx, key)
+}
+
+// A store that fails while a breaker is first loaded gives an error (gobreaker's constructor
+// would dereference nil on it), and a store that cannot be read never resets a breaker's counts.
+func TestBreakerLoadOnAFailingStoreIsAnError(t *testing.T) {
+	ctx := t.Context()
+	j := openJournal(t, t.TempDir())
+	defer j.Close()
+	cfg := config.BreakerConfig{ConsecutiveFailures: 2, Cooldown: model.Duration(time.Hour)}
+	b := newBreakers(j, cfg, nil)
+	require.NoError(t, b.Record(ctx, "alpha", false))
+
+	fs := &failingStates{stateStore: j, down: true}
+	b = newBreakers(fs, cfg, nil)
+	_, err := b.State(ctx, "alpha")
+	require.ErrorContains(t, err, "store unreachable")
+	require.Error(t, b.Record(ctx, "alpha", false))
+
+	fs.mu.Lock()
+	fs.down = false
+	fs.mu.Unlock()
+	require.NoError(t, b.Record(ctx, "alpha", false))
+	st, err := b.State(ctx, "alpha")
+	require.NoError(t, err)
+	require.Equal(t, BreakerOpen, st, "the failure recorded before the outage still counts")
+
+	// A state document that is not gobreaker's is named, not overwritten.
+	require.NoError(t, j.UpdateState(ctx, breakerStateKey("beta"), func([]byte) ([]byte, error) { return []byte("{oops"), nil }))
+	_, err = newBreakers(j, cfg, nil).State(ctx, "beta")
+	require.ErrorContains(t, err, breakerStateKey("beta"))
 }

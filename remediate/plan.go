@@ -19,8 +19,8 @@ type PlanReport struct {
 	Steps  []string `json:"steps"`
 }
 
-// Plan probes the cluster now and returns a *PlanReport (any: the receiver's interface).
-func (e *Engine) Plan(ctx context.Context, cluster string) (any, error) {
+// Plan probes the cluster now and says what the runbook would do.
+func (e *Engine) Plan(ctx context.Context, cluster string) (*PlanReport, error) {
 	cfg := e.config()
 	cc := cfg.Cluster(cluster)
 	if cc == nil {

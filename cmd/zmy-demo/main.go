@@ -25,7 +25,7 @@ func run() int {
 	timeout := app.Flag("timeout", "Give up after this long.").Default("5m").Duration()
 	keep := app.Flag("keep", "Keep everything running after the incident until Ctrl-C.").Bool()
 	ha := app.Flag("ha", "Three responders sharing a Debian etcd (etcd-server); the cluster's leader is killed at the recovery gate and another replica finishes.").Bool()
-	verbose := app.Flag("verbose", "Print every zmyctl command line, not one summary per command and step.").Short('v').Bool()
+	verbose := app.Flag("verbose", "Print every node command in full, not one summary per command and step.").Short('v').Bool()
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

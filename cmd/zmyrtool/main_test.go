@@ -112,11 +112,14 @@ func TestCLIAgainstDaemon(t *testing.T) {
 		"Gate waits for: ", "approval",
 		"Verdict:   confirmed: ",
 		"[YES] control plane", "[YES] data plane", "[YES] network",
-		"Timeline:", "Commands:", "  n1:", "raft suspend --force", "exit 0",
+		"Timeline:", "Commands:", "  n1:", "exit 0",
 		"Silences:", "created", st.AlertmanagerURL + "/#/silences/",
 	} {
 		require.Contains(t, out, want)
 	}
+	// The suspend as it was sent: an admin API call with the generated config's api driver
+	// (POST …/admin/v1/raft/suspend), a command line with the zmyctl driver.
+	require.Regexp(t, `/admin/v1/raft/suspend \{"force":true\}|raft suspend --force`, out)
 	out = c.ok(t, "-o", "extended", "incidents", "show", id)
 	require.Contains(t, out, "other evidence")
 	require.Contains(t, out, "Alerts:")

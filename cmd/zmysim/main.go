@@ -45,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runCmd.Flag("election-delay", "How long a leaderless group waits before electing.").Default("300ms").DurationVar(&ro.opts.ElectionDelay)
 	runCmd.Flag("responder-config", "Write a zmy-responder config for this cluster to FILE.").StringVar(&ro.responderConfig)
 	runCmd.Flag("alertmanager-url", "Alertmanager URL to put in the responder config.").StringVar(&ro.alertmanager)
+	runCmd.Flag("responder-driver", "Node driver of the responder config: api (the nodes' admin API) or zmyctl (one zmyctl process per command).").
+		Default("api").EnumVar(&ro.driver, "api", "zmyctl")
 	runCmd.Flag("prometheus-sd-file", "Write a Prometheus file_sd JSON of the node targets to FILE.").StringVar(&ro.sdFile)
 	runCmd.Flag("ready-file", "Write the ready JSON line (addresses) to FILE.").StringVar(&ro.readyFile)
 	runCmd.Flag("log.level", "debug, info, warn or error.").Default("info").StringVar(&ro.logLevel)
@@ -135,6 +137,7 @@ type runOptions struct {
 	etcd            string
 	responderConfig string
 	alertmanager    string
+	driver          string
 	sdFile          string
 	readyFile       string
 	logLevel        string
@@ -171,7 +174,7 @@ func runCluster(ctx context.Context, ro runOptions, stdout, stderr io.Writer) in
 		if err != nil {
 			return report(stderr, fmt.Errorf("find this binary for the responder config: %w", err))
 		}
-		cfg, err := c.ResponderConfig(sim.ResponderConfigOptions{Zmysim: self, AlertmanagerURL: ro.alertmanager})
+		cfg, err := c.ResponderConfig(sim.ResponderConfigOptions{Zmysim: self, AlertmanagerURL: ro.alertmanager, Driver: ro.driver})
 		if err == nil {
 			err = sim.WriteFileAtomic(ro.responderConfig, cfg)
 		}

@@ -184,11 +184,26 @@ type BlastRadiusConfig struct {
 	RequeueWindow model.Duration `yaml:"requeue_window"`
 }
 
+// Node drivers: how the responder sends commands to a cluster's nodes.
+const (
+	// DriverZmyctl runs the zmyctl argv template once per node and command (the default: it is
+	// what the SOP names, and it works through ssh or kubectl exec).
+	DriverZmyctl = "zmyctl"
+	// DriverAPI calls each node's admin HTTP API at its `admin` URL over kept-alive connections.
+	DriverAPI = "api"
+)
+
 // ClusterConfig is one ZMY cluster.
 type ClusterConfig struct {
 	Name string `yaml:"name"`
+	// Driver is DriverZmyctl (default) or DriverAPI.
+	Driver string `yaml:"driver,omitempty"`
+	// AdminAPI is the api driver's HTTP client: TLS, credentials, proxy.
+	AdminAPI AdminAPIConfig `yaml:"admin_api,omitempty"`
 	// Zmyctl is the argv template run per node (text/template over {.Node, .Cluster}), e.g.
-	// ["zmyctl","--endpoint","{{.Node.Admin}}"] or ["ssh","{{.Node.Host}}","zmyctl"].
+	// ["zmyctl","--endpoint","{{.Node.Admin}}"] or ["ssh","{{.Node.Host}}","zmyctl"]. Required
+	// with the zmyctl driver; with the api driver it is what the plan and the hand-over
+	// instructions name for humans.
 	Zmyctl []string `yaml:"zmyctl"`
 	// ZmyctlEnv is added to the responder's own environment for every zmyctl process, e.g.
 	// {KUBECONFIG: /etc/zmy/kubeconfig} for a kubectl-exec template.
@@ -203,11 +218,19 @@ type ClusterConfig struct {
 	WatchInterval   model.Duration `yaml:"watch_interval,omitempty"`
 }
 
+// AdminAPIConfig is how the api driver reaches the nodes' admin API.
+type AdminAPIConfig struct {
+	// HTTPClientConfig is prometheus/common's HTTP client configuration: authorization
+	// (bearer credentials_file), basic_auth, tls_config (ca_file, cert_file, key_file,
+	// server_name), proxy_url. Secrets are read from files and never logged.
+	HTTPClientConfig commoncfg.HTTPClientConfig `yaml:"http_config"`
+}
+
 // NodeConfig is one ZMY node's endpoints.
 type NodeConfig struct {
 	ID         string `yaml:"id"`
 	Host       string `yaml:"host"`                // for argv templates such as ssh
-	Admin      string `yaml:"admin"`               // admin endpoint handed to zmyctl --endpoint
+	Admin      string `yaml:"admin"`               // admin endpoint: zmyctl --endpoint, the api driver's base URL
 	MetricsURL string `yaml:"metrics_url"`         // http://host:8080/metrics
 	HealthURL  string `yaml:"health_url"`          // http://host:8080/healthz
 	PeerAddr   string `yaml:"peer_addr"`           // host:7070, dialled by the network probe

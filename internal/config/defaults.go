@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -69,7 +70,7 @@ func (r *RemediationConfig) UnmarshalYAML(n *yaml.Node) error {
 
 // UnmarshalYAML decodes a cluster and fills the defaults that depend on its name.
 func (c *ClusterConfig) UnmarshalYAML(n *yaml.Node) error {
-	*c = ClusterConfig{}
+	*c = ClusterConfig{Driver: DriverZmyctl, AdminAPI: AdminAPIConfig{HTTPClientConfig: commoncfg.DefaultHTTPClientConfig}}
 	type plain ClusterConfig
 	if err := n.Decode((*plain)(c)); err != nil {
 		return err

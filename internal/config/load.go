@@ -257,6 +257,7 @@ func (c *Config) resolvePaths() {
 	c.Storage.resolvePaths(abs)
 	c.Storage.Etcd.TLSConfig.SetDirectory(c.Dir)
 	for i := range c.Clusters {
+		c.Clusters[i].AdminAPI.HTTPClientConfig.SetDirectory(c.Dir)
 		for j := range c.Clusters[i].Redis {
 			abs(&c.Clusters[i].Redis[j].PasswordFile)
 		}

@@ -45,11 +45,44 @@ func TestLoadGood(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"zmyctl", "--endpoint", "127.0.0.1:7002"}, argv)
 
+	require.Equal(t, DriverZmyctl, east.Driver, "hand-written clusters default to the zmyctl driver")
+
 	west := cfg.Cluster("west")
 	require.NotNil(t, west)
 	require.NotNil(t, west.RequireApproval)
 	require.False(t, *west.RequireApproval)
 	require.Nil(t, cfg.Cluster("north"))
+}
+
+func TestLoadAPIDriver(t *testing.T) {
+	cfg, err := Load("testdata/api_driver.yml")
+	require.NoError(t, err)
+	dir, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+	east := cfg.Cluster("east")
+	require.Equal(t, DriverAPI, east.Driver)
+	require.Empty(t, east.Zmyctl, "the api driver needs no zmyctl argv template")
+	hc := east.AdminAPI.HTTPClientConfig
+	// Relative files resolve against the config file's directory, like every other secret.
+	require.Equal(t, filepath.Join(dir, "token"), hc.Authorization.CredentialsFile)
+	require.Equal(t, "Bearer", hc.Authorization.Type)
+	require.Equal(t, filepath.Join(dir, "ca.pem"), hc.TLSConfig.CAFile)
+	require.Equal(t, filepath.Join(dir, "client.pem"), hc.TLSConfig.CertFile)
+	require.Equal(t, filepath.Join(dir, "client-key.pem"), hc.TLSConfig.KeyFile)
+	require.True(t, hc.FollowRedirects, "prometheus/common's defaults kept for unset keys")
+
+	_, err = Load("testdata/bad_api_driver.yml")
+	require.Error(t, err)
+	for _, want := range []string{
+		`line 3: clusters[0].driver: "rest" is not a node driver: want zmyctl`,
+		`clusters[0].zmyctl: an argv template is required`,
+		`line 13: clusters[1].nodes[0].admin: invalid URL "127.0.0.1:8443"`,
+		`line 17: clusters[1].nodes[1].admin: must not carry credentials`,
+		`line 20: clusters[1].nodes[2].admin: is required: the api driver calls the admin API`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.NotContains(t, err.Error(), "hunter2", "a password in a URL is never repeated")
 }
 
 func TestLoadDefaults(t *testing.T) {

@@ -274,8 +274,20 @@ func (c *ClusterConfig) validate(p *problems, base []any) {
 		p.add(at(base, "name"), "is %d bytes long; at most %d (it is part of the journal's keys)", len(c.Name), MaxNameBytes)
 	}
 	var uses map[string]bool
+	api := c.Driver == DriverAPI
+	switch c.Driver {
+	case "", DriverZmyctl, DriverAPI:
+	default:
+		p.add(at(base, "driver"), "%q is not a node driver: want %s (run the zmyctl argv template) or %s (call the nodes' admin API)",
+			c.Driver, DriverZmyctl, DriverAPI)
+	}
+	if err := c.AdminAPI.HTTPClientConfig.Validate(); err != nil {
+		p.add(at(base, "admin_api", "http_config"), "%v", err)
+	}
 	if len(c.Zmyctl) == 0 {
-		p.add(at(base, "zmyctl"), "an argv template is required, e.g. [\"zmyctl\", \"--endpoint\", \"{{.Node.Admin}}\"]")
+		if !api {
+			p.add(at(base, "zmyctl"), "an argv template is required, e.g. [\"zmyctl\", \"--endpoint\", \"{{.Node.Admin}}\"]")
+		}
 	} else if ts, err := ParseZmyctl(c.Zmyctl); err != nil {
 		p.add(at(base, "zmyctl"), "%v", err)
 	} else if uses, err = templateUses(ts); err != nil {
@@ -304,6 +316,9 @@ func (c *ClusterConfig) validate(p *problems, base []any) {
 			ids[n.ID] = i
 		}
 		n.validate(p, nb, uses)
+		if api {
+			n.validateAdminURL(p, nb)
+		}
 	}
 	if e := c.Etcd; e != nil {
 		eb := at(base, "etcd")
@@ -362,6 +377,23 @@ func (n *NodeConfig) validate(p *problems, base []any, uses map[string]bool) {
 	}
 	if uses["admin"] && n.Admin == "" {
 		p.add(at(base, "admin"), "is required: the zmyctl template uses {{.Node.Admin}}")
+	}
+}
+
+// validateAdminURL checks what the api driver calls: an http(s) base URL without credentials,
+// which belong in admin_api.http_config, where they are read from files and never logged.
+func (n *NodeConfig) validateAdminURL(p *problems, base []any) {
+	if n.Admin == "" {
+		p.add(at(base, "admin"), "is required: the api driver calls the admin API at this URL (e.g. https://n1.example.com:8443)")
+		return
+	}
+	// Checked first, so that no message repeats a URL holding a password.
+	if u, err := url.Parse(n.Admin); err == nil && u.User != nil {
+		p.add(at(base, "admin"), "must not carry credentials: put them in the cluster's admin_api.http_config (read from files, never logged)")
+		return
+	}
+	if err := checkURL(n.Admin); err != nil {
+		p.add(at(base, "admin"), "%v (the api driver calls the admin API at this URL)", err)
 	}
 }
 

@@ -30,7 +30,7 @@ type Options struct {
 	// Keep leaves the stack running after the incident until ctx is cancelled (Ctrl-C), so
 	// that the addresses under "Where to look" answer; Timeout does not end it.
 	Keep bool
-	// Verbose prints every zmyctl command line instead of one summary per command and step.
+	// Verbose prints every node command in full instead of one summary per command and step.
 	Verbose bool
 	// HA runs three responders on a Debian etcd (etcd-server) and kills the cluster's leader
 	// (SIGKILL) at the recovery gate: another replica takes over and finishes.
@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 	if o.HA {
 		n.say("  curl -s %s/metrics | grep -E '^zmy_responder_leader'   # on each replica", live)
 	}
-	n.say("  %s audit --admin-address %s   # every zmyctl command the nodes received", filepath.Join(o.BinDir, "zmysim"), s.SimAdmin)
+	n.say("  %s audit --admin-address %s   # every command the nodes received", filepath.Join(o.BinDir, "zmysim"), s.SimAdmin)
 	if observability {
 		n.say("  %s/alerts and %s/#/silences", s.PrometheusURL, s.AlertmanagerURL)
 	}

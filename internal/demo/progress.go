@@ -2,6 +2,8 @@ package demo
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -51,7 +53,7 @@ func (p *progress) next(inc *incident.Incident) []string {
 		// A run of the same command in the same step: one summary, or every line with -v.
 		j := i + 1
 		for j < len(items) && items[j].cmd != nil && items[j].cmd.Step == items[i].cmd.Step &&
-			zmyctlWords(items[j].cmd.Args) == zmyctlWords(items[i].cmd.Args) {
+			commandLine(items[j].cmd.Args) == commandLine(items[i].cmd.Args) {
 			j++
 		}
 		run := make([]*incident.Command, 0, j-i)
@@ -106,7 +108,7 @@ func summary(run []*incident.Command) string {
 	if len(failed) > 0 {
 		result = fmt.Sprintf("%d ok, %d failed (%s)", len(run)-len(failed), len(failed), strings.Join(failed, "; "))
 	}
-	return fmt.Sprintf("      zmyctl %s on %s: %s, %s", zmyctlWords(run[0].Args), nodes, result, took)
+	return fmt.Sprintf("      %s on %s: %s, %s", commandLine(run[0].Args), nodes, result, took)
 }
 
 func status(c *incident.Command) string {
@@ -114,6 +116,18 @@ func status(c *incident.Command) string {
 		return c.Error
 	}
 	return "ok"
+}
+
+// commandLine is a node command without what differs from node to node: "zmyctl raft suspend
+// --force" for a zmyctl run, "POST /admin/v1/raft/suspend {"force":true}" for an admin API call
+// (whose Args are method, URL and body).
+func commandLine(args []string) string {
+	if len(args) >= 2 && (args[0] == http.MethodGet || args[0] == http.MethodPost) {
+		if u, err := url.Parse(args[1]); err == nil && u.Host != "" {
+			return strings.Join(append([]string{args[0], u.Path}, args[2:]...), " ")
+		}
+	}
+	return "zmyctl " + zmyctlWords(args)
 }
 
 // zmyctlWords is the zmyctl command in an argv, without the cluster's argv template before it

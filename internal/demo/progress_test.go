@@ -69,6 +69,22 @@ func TestProgressVerbose(t *testing.T) {
 		"zmyctl exited 3: node unreachable"), lines[9])
 }
 
+// The api driver's commands (method, URL, body) are summarised by their path, whatever the node.
+func TestProgressAdminAPI(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	inc := &incident.Incident{Timeline: []incident.Event{{At: t0, Step: incident.StepContaining, Message: "entered containing"}}}
+	for i, n := range []string{"n1", "n2", "n3"} {
+		inc.Commands = append(inc.Commands, incident.Command{Node: n, Step: incident.StepContaining,
+			Args:    []string{"POST", fmt.Sprintf("http://127.0.0.1:%d/admin/v1/raft/suspend", 7001+i), `{"force":true}`},
+			Started: t0.Add(time.Millisecond), Duration: 2 * time.Millisecond})
+	}
+	p := progress{}
+	require.Equal(t, []string{
+		"▶ containing",
+		`      POST /admin/v1/raft/suspend {"force":true} on 3 nodes: ok, 2ms`,
+	}, p.next(inc))
+}
+
 func TestZmyctlWords(t *testing.T) {
 	for argv, want := range map[string][]string{
 		"raft suspend --force":  {"zmyctl", "--endpoint", "10.0.0.1:9000", "raft", "suspend", "--force", "-o", "json"},

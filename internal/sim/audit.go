@@ -14,20 +14,23 @@ const auditOutputMax = 512
 
 // AuditEntry is one zmyctl command a node received.
 type AuditEntry struct {
-	Time     time.Time     `json:"time"`
-	Node     string        `json:"node"`
-	Args     []string      `json:"args"`
-	Actor    string        `json:"actor,omitempty"` // the caller's ZMY_ACTOR
+	Time  time.Time `json:"time"`
+	Node  string    `json:"node"`
+	Args  []string  `json:"args"`
+	Actor string    `json:"actor,omitempty"` // the caller's ZMY_ACTOR
+	// API is the admin API call ("POST /admin/v1/raft/suspend") when the command came through
+	// the per-command API; empty for zmyctl's /admin/v1/exec. Args are the zmyctl form either way.
+	API      string        `json:"api,omitempty"`
 	Exit     int           `json:"exit"`
 	Output   string        `json:"output"` // capped excerpt of stdout and stderr
 	Duration time.Duration `json:"duration_ns"`
 }
 
-func (c *Cluster) record(node string, req execRequest, start time.Time, exit int, output string) {
+func (c *Cluster) record(node string, req execRequest, api string, start time.Time, exit int, output string) {
 	if len(output) > auditOutputMax {
 		output = output[:auditOutputMax] + "…"
 	}
-	e := AuditEntry{Time: start, Node: node, Args: slices.Clone(req.Args), Actor: req.Actor, Exit: exit,
+	e := AuditEntry{Time: start, Node: node, Args: slices.Clone(req.Args), Actor: req.Actor, API: api, Exit: exit,
 		Output: output, Duration: time.Since(start)}
 	c.mu.Lock()
 	c.audit = append(c.audit, e)

@@ -218,4 +218,13 @@ func TestResponderConfigPrefersTheLeanCtl(t *testing.T) {
 	cl := cfg.Clusters[0]
 	require.Equal(t, []string{filepath.Join(dir, "zmysimctl"), "--endpoint", "{{.Node.Admin}}"}, cl.Zmyctl)
 	require.Equal(t, map[string]string{"GOMAXPROCS": "1"}, cl.ZmyctlEnv)
+	require.Equal(t, config.DriverAPI, cl.Driver, "generated configs call the nodes' admin API")
+
+	raw, err = c.ResponderConfig(ResponderConfigOptions{Zmysim: filepath.Join(dir, "zmysim"), Driver: "zmyctl"})
+	require.NoError(t, err)
+	cfg, err = config.LoadBytes(raw)
+	require.NoError(t, err, "%s", raw)
+	require.Equal(t, config.DriverZmyctl, cfg.Clusters[0].Driver)
+	_, err = c.ResponderConfig(ResponderConfigOptions{Zmysim: filepath.Join(dir, "zmysim"), Driver: "ssh"})
+	require.ErrorContains(t, err, `driver "ssh"`)
 }

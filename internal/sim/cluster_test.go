@@ -443,29 +443,42 @@ func TestCtlFaults(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "the suspend is in flight", func() bool {
+	waitInFlight(t, c, "n2", "raft suspend")
+	scancel()
+	<-done
+	requireAbandonedSuspend(t, c, "n2")
+	require.NoError(t, c.Fault([]string{"slow", "n2", "0s"}))
+	require.ErrorContains(t, c.Fault([]string{"ctl", "n2", "sometimes"}), "ok, fail or hang")
+	require.ErrorContains(t, c.Fault([]string{"explode"}), "unknown fault")
+}
+
+// waitInFlight waits until node lists the command words in flight.
+func waitInFlight(t *testing.T, c *Cluster, node, words string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, words+" in flight on "+node, func() bool {
 		for _, n := range c.Nodes() {
-			if n.ID == "n2" && slices.Contains(n.InFlight, "raft suspend") {
+			if n.ID == node && slices.Contains(n.InFlight, words) {
 				return true
 			}
 		}
 		return false
 	})
-	scancel()
-	<-done
+}
+
+// requireAbandonedSuspend checks that a suspend whose caller went away was audited without an
+// answer and never applied.
+func requireAbandonedSuspend(t *testing.T, c *Cluster, node string) {
+	t.Helper()
 	waitFor(t, 5*time.Second, "the abandoned suspend is audited", func() bool {
 		a := c.Audit()
 		return a[len(a)-1].Exit == ExitNoAnswer && slices.Contains(a[len(a)-1].Args, "suspend")
 	})
 	for _, n := range c.Nodes() {
-		if n.ID == "n2" {
+		if n.ID == node {
 			require.NotEqual(t, "suspended", n.Role, "an abandoned command is never applied")
 			require.Empty(t, n.InFlight)
 		}
 	}
-	require.NoError(t, c.Fault([]string{"slow", "n2", "0s"}))
-	require.ErrorContains(t, c.Fault([]string{"ctl", "n2", "sometimes"}), "ok, fail or hang")
-	require.ErrorContains(t, c.Fault([]string{"explode"}), "unknown fault")
 }
 
 func TestLoadPauses(t *testing.T) {

@@ -24,6 +24,9 @@ type ReadyInfo struct {
 type ResponderConfigOptions struct {
 	Zmysim          string // absolute path of the zmysim binary the driver runs as `zmysim ctl`
 	AlertmanagerURL string // "" leaves silencing disabled
+	// Driver is the cluster's node driver: "api" (the default: the nodes' admin API, no process
+	// per command) or "zmyctl". The zmyctl argv template is written either way, for humans.
+	Driver string
 }
 
 // The generated config mirrors internal/config's YAML names but sets only what this cluster
@@ -39,6 +42,7 @@ type genAlertmanager struct {
 
 type genCluster struct {
 	Name      string            `yaml:"name"`
+	Driver    string            `yaml:"driver"`
 	Zmyctl    []string          `yaml:"zmyctl"`
 	ZmyctlEnv map[string]string `yaml:"zmyctl_env,omitempty"`
 	Nodes     []genNode         `yaml:"nodes"`
@@ -67,7 +71,15 @@ func (c *Cluster) ResponderConfig(o ResponderConfigOptions) ([]byte, error) {
 	}
 	cl := genCluster{
 		Name:   c.opts.Cluster,
+		Driver: o.Driver,
 		Zmyctl: []string{o.Zmysim, "ctl", "--endpoint", "{{.Node.Admin}}"},
+	}
+	switch cl.Driver {
+	case "":
+		cl.Driver = "api"
+	case "api", "zmyctl":
+	default:
+		return nil, fmt.Errorf("responder config: driver %q: want api or zmyctl", o.Driver)
 	}
 	// The lean zmysimctl (same surface, a third of the start-up cost) is preferred when it was
 	// built beside zmysim, as `make build` does. It makes one HTTP call and exits: run on one

@@ -5,13 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/simctl"
+	"github.com/zmyorg/zmy-responder/internal/zmy"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,6 +55,8 @@ func newNodeServer(c *Cluster, i int) *nodeServer {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("POST /admin/v1/exec", s.handleExec)
+	mux.HandleFunc("GET "+zmy.APIPrefix+"{command...}", s.handleAPI)
+	mux.HandleFunc("POST "+zmy.APIPrefix+"{command...}", s.handleAPI)
 	s.handler = mux
 	return s
 }
@@ -57,7 +65,7 @@ func newNodeServer(c *Cluster, i int) *nodeServer {
 // addresses are known (and immutable) before any request can arrive.
 func (s *nodeServer) bindFresh() (lns [3]net.Listener, err error) {
 	for k := range lns {
-		if lns[k], err = net.Listen("tcp", hostPort(s.c.opts.Host, 0)); err != nil {
+		if lns[k], err = listenStable(s.c.opts.Host); err != nil {
 			for _, ln := range lns[:k] {
 				_ = ln.Close()
 			}
@@ -75,6 +83,42 @@ func (s *nodeServer) serveFresh(lns [3]net.Listener) {
 	s.serveHTTP(lns[0])
 	s.servePeer(lns[1])
 	s.serveGRPC(lns[2])
+}
+
+// listenStable binds a free port that no outgoing connection can take while the node has it
+// closed: a partition closes the peer port, a kill every port, and they reopen on the same
+// numbers. The kernel picks the local ports of outgoing connections (the responder's kept-alive
+// ones included) from its ephemeral range, so a port taken below that range stays ours; port 0
+// would be in it. Where the range leaves no room below it, port 0.
+func listenStable(host string) (net.Listener, error) {
+	if lo := ephemeralLow(); lo > stableLow+1000 {
+		for range 100 {
+			if ln, err := net.Listen("tcp", hostPort(host, stableLow+rand.N(lo-stableLow))); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", hostPort(host, 0))
+}
+
+// stableLow keeps listenStable above the ports services are usually configured on.
+const stableLow = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux); 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -220,12 +264,95 @@ type (
 
 // handleExec serves one zmyctl command, applying the node's injected ctl fault first.
 func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	var req execRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "decode command: " + err.Error()})
 		return
 	}
+	switch res, how := s.serve(r, req, ""); how {
+	case injectedFailure:
+		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: "injected failure"})
+	case answered:
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// handleAPI serves one command of the per-command admin API (zmy.APIPrefix): the request is
+// turned into the zmyctl command it stands for and served as handleExec serves it (same faults,
+// in-flight listing, audit), then answered as the API answers: 200 with the JSON zmyctl would
+// print, or an error code that maps onto zmyctl's exit code.
+func (s *nodeServer) handleAPI(w http.ResponseWriter, r *http.Request) {
+	ar := zmy.APIRequest{Method: r.Method, Path: r.URL.EscapedPath(), Fields: map[string]string{}}
+	var err error
+	if r.Method == http.MethodGet {
+		for k, v := range r.URL.Query() {
+			ar.Fields[k] = v[len(v)-1]
+		}
+	} else {
+		err = decodeFields(http.MaxBytesReader(w, r.Body, 64<<10), ar.Fields)
+	}
+	var args []string
+	if err == nil {
+		args, err = ar.Args()
+	}
+	if err != nil {
+		writeAPIError(w, zmy.ExitUsage, err.Error())
+		return
+	}
+	// The API answers JSON only; "-o json" makes the command render it.
+	req := execRequest{Args: append(args, "-o", "json"), Actor: r.Header.Get(zmy.ActorHeader)}
+	res, how := s.serve(r, req, r.Method+" "+r.URL.Path)
+	switch {
+	case how == injectedFailure:
+		writeAPIError(w, zmy.ExitError, "injected failure")
+	case how == noAnswer:
+	case res.Exit != zmy.ExitOK:
+		writeAPIError(w, res.Exit, strings.TrimPrefix(strings.TrimSpace(res.Stderr), "error: "))
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, res.Stdout)
+	}
+}
+
+// decodeFields reads a POST body, a JSON object of flags: true for a boolean flag, a string for
+// a value. An empty body is no flags.
+func decodeFields(r io.Reader, into map[string]string) error {
+	var raw map[string]any
+	if err := json.NewDecoder(r).Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode request: %w", err)
+	}
+	for k, v := range raw {
+		switch v := v.(type) {
+		case bool:
+			into[k] = strconv.FormatBool(v)
+		case string:
+			into[k] = v
+		default:
+			return fmt.Errorf("field %q: want true, false or a string", k)
+		}
+	}
+	return nil
+}
+
+func writeAPIError(w http.ResponseWriter, exit int, msg string) {
+	e := zmy.APIErrorForExit(exit)
+	writeJSON(w, e.Status, zmy.APIError{Error: zmy.APIErrorDetail{Code: e.Code, Message: msg}})
+}
+
+// How serve ended.
+type served int
+
+const (
+	answered        served = iota // the command ran; its response says how
+	injectedFailure               // ctl fail: the node failed the command without running it
+	noAnswer                      // injected hang, or the caller went away during injected slowness
+)
+
+// serve runs one command on this node through the injected faults and records it in the audit
+// log (api names the admin API call, "" for /admin/v1/exec). A caller that goes away during
+// injected slowness drops the command unapplied.
+func (s *nodeServer) serve(r *http.Request, req execRequest, api string) (execResponse, served) {
+	start := time.Now()
 	words := commandWords(req.Args)
 	s.c.mu.Lock()
 	n := s.c.m.nodes[s.idx]
@@ -251,24 +378,23 @@ func (s *nodeServer) handleExec(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			s.c.record(s.id, req, start, ExitNoAnswer, "caller gave up during injected slowness")
-			return
+			s.c.record(s.id, req, api, start, ExitNoAnswer, "caller gave up during injected slowness")
+			return execResponse{}, noAnswer
 		}
 	}
 	switch mode {
 	case ctlHang:
 		// Answer nothing until the caller (or the node's death) ends the request.
 		<-r.Context().Done()
-		s.c.record(s.id, req, start, ExitNoAnswer, "injected hang: no answer")
-		return
+		s.c.record(s.id, req, api, start, ExitNoAnswer, "injected hang: no answer")
+		return execResponse{}, noAnswer
 	case ctlFail:
-		s.c.record(s.id, req, start, 1, "error: injected failure")
-		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: "injected failure"})
-		return
+		s.c.record(s.id, req, api, start, zmy.ExitError, "error: injected failure")
+		return execResponse{}, injectedFailure
 	}
 	res := s.c.exec(s.idx, req.Args, req.Actor)
-	s.c.record(s.id, req, start, res.Exit, res.Stdout+res.Stderr)
-	writeJSON(w, http.StatusOK, res)
+	s.c.record(s.id, req, api, start, res.Exit, res.Stdout+res.Stderr)
+	return res, answered
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

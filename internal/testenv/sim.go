@@ -25,9 +25,15 @@ type Sim struct {
 	stop   sync.Once
 }
 
+// DriverEnv names the node driver (api or zmyctl) of the responder config StartSim has the
+// simulator write; unset, the simulator's default (api). `make test` runs the safety tests
+// once more with ZMY_TEST_DRIVER=zmyctl, so that both drivers pass them.
+const DriverEnv = "ZMY_TEST_DRIVER"
+
 // StartSim runs `bin run args… --admin-address 127.0.0.1:0 --ready-file F --responder-config C
-// --log.level warn` and waits up to 30s for the ready file. Cleanup (or Stop) sends SIGTERM,
-// then kills after 10s; the simulator's stderr is logged when the test failed.
+// --log.level warn [--responder-driver $ZMY_TEST_DRIVER]` and waits up to 30s for the ready
+// file. Cleanup (or Stop) sends SIGTERM, then kills after 10s; the simulator's stderr is logged
+// when the test failed.
 func StartSim(t testing.TB, bin string, args ...string) *Sim {
 	t.Helper()
 	dir := t.TempDir()
@@ -39,6 +45,9 @@ func StartSim(t testing.TB, bin string, args ...string) *Sim {
 	argv := append([]string{"run"}, args...)
 	argv = append(argv, "--admin-address", "127.0.0.1:0", "--ready-file", s.ReadyFile,
 		"--responder-config", s.ResponderConfig, "--log.level", "warn")
+	if d := os.Getenv(DriverEnv); d != "" {
+		argv = append(argv, "--responder-driver", d)
+	}
 	s.cmd = exec.Command(bin, argv...)
 	var stderr syncBuffer
 	s.cmd.Stderr = &stderr
@@ -59,6 +68,11 @@ func StartSim(t testing.TB, bin string, args ...string) *Sim {
 			}
 			require.NoError(t, json.Unmarshal(b, &info), "ready file: %s", b)
 			s.Admin = info.Admin
+			if d := os.Getenv(DriverEnv); d != "" {
+				cfg, err := os.ReadFile(s.ResponderConfig)
+				require.NoError(t, err)
+				require.Contains(t, string(cfg), "driver: "+d+"\n", "%s=%s: the generated config must use that driver", DriverEnv, d)
+			}
 			return s
 		}
 		select {

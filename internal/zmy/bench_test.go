@@ -2,6 +2,8 @@ package zmy
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -11,8 +13,9 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 )
 
-// BenchmarkDriverSimulator measures the driver's latency per command through `zmysim ctl`
-// (fork/exec of the ctl binary, one HTTP call to the node, parsing), reporting p50 and p99 per
+// BenchmarkDriverSimulator measures the drivers' latency per command: through `zmysim ctl`
+// (fork/exec of the ctl binary, one HTTP call to the node, parsing), the lean zmysimctl, and
+// the admin API (one HTTP call on a kept-alive connection, parsing), reporting p50 and p99 per
 // command. BENCHMARKS.md has the method and the figures. Run:
 //
 //	go test -run '^$' -bench BenchmarkDriverSimulator -benchtime 300x ./internal/zmy
@@ -49,6 +52,16 @@ func BenchmarkDriverSimulator(b *testing.B) {
 			name string
 			run  call
 		}{"suspend_zmysimctl", func(ctx context.Context) error { _, _, err := lean.Suspend(ctx, n1); return err }})
+	// The admin API, over a kept-alive connection: no process at all.
+	api := s.apiDriver(b, DriverOptions{})
+	commands = append(commands, []struct {
+		name string
+		run  call
+	}{
+		{"status_api", func(ctx context.Context) error { _, _, err := api.Status(ctx, n1); return err }},
+		{"suspend_api", func(ctx context.Context) error { _, _, err := api.Suspend(ctx, n1); return err }},
+		{"netcheck_api", func(ctx context.Context) error { _, _, err := api.Netcheck(ctx, n1); return err }},
+	}...)
 	// The floor: the same driver running /bin/true, i.e. process group, pipes, fork/exec and wait.
 	floor, err := NewDriver(config.ClusterConfig{Name: "t", Zmyctl: []string{"true"}}, DriverOptions{})
 	if err != nil {
@@ -99,3 +112,36 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkParseNetcheck200 decodes one node's netcheck answer in a 200-node cluster (199 peers,
+// ≈ 20 KB), with the reflection-free decoder ParseNetcheck uses and with encoding/json.
+//
+//	go test -run '^$' -bench ParseNetcheck200 ./internal/zmy
+func BenchmarkParseNetcheck200(b *testing.B) {
+	nc := Netcheck{Node: "n1", PartitionScore: 0}
+	for i := 2; i <= 200; i++ {
+		nc.Peers = append(nc.Peers, PeerCheck{Peer: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 40000+i),
+			Reachable: true, RTTMillis: 0.5 + float64(i%25)/10})
+	}
+	raw, err := json.Marshal(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := string(raw) + "\n"
+	b.Run("ParseNetcheck", func(b *testing.B) {
+		b.SetBytes(int64(len(out)))
+		for b.Loop() {
+			if _, err := ParseNetcheck(out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(out)))
+		for b.Loop() {
+			if _, err := parseEither(out, ParseNetcheckText, validateNetcheck); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // NodeDriver is everything the responder does to the nodes of one cluster. *Driver (zmyctl)
-// implements it. Detection and remediation each declare the part they use (detection's is
+// and *APIDriver (the nodes' admin API) implement it. Detection and remediation each declare the part they use (detection's is
 // read-only); this is the type the factory returns, so both get the same driver.
 type NodeDriver interface {
 	Status(ctx context.Context, node config.NodeConfig) (*QuorumStatus, *Result, error)
@@ -22,11 +22,19 @@ type NodeDriver interface {
 	Recover(ctx context.Context, node config.NodeConfig) (*RecoverResult, *Result, error)
 }
 
-var _ NodeDriver = (*Driver)(nil)
+var (
+	_ NodeDriver = (*Driver)(nil)
+	_ NodeDriver = (*APIDriver)(nil)
+)
 
 // ForCluster builds the node driver of one cluster: the one factory detection and remediation
 // both use, so that they run the same commands with the same timeout (the cluster's
-// command_timeout, else remediation.command_timeout).
+// command_timeout, else remediation.command_timeout). The cluster's driver key chooses
+// between zmyctl (the default) and the admin API.
 func ForCluster(cfg *config.Config, cc config.ClusterConfig, reg prometheus.Registerer) (NodeDriver, error) {
-	return NewDriver(cc, DriverOptions{Timeout: cfg.CommandTimeout(&cc), Registerer: reg})
+	opts := DriverOptions{Timeout: cfg.CommandTimeout(&cc), Registerer: reg}
+	if cc.Driver == config.DriverAPI {
+		return NewAPIDriver(cc, opts)
+	}
+	return NewDriver(cc, opts)
 }

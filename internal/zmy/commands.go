@@ -7,13 +7,39 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/config"
 )
 
-// The typed commands. Each runs one zmyctl command (asking for `-o json` unless TextOutput),
-// parses whichever form came back, and returns the parsed value with the raw Result for evidence.
-// A parse failure is a *CommandError wrapping ErrMalformed, counted as result="error"; so is
-// output cut at MaxOutput, which would otherwise parse as something it is not.
+// The typed commands. Each sends one zmyctl command through the driver's transport (a zmyctl
+// process, or the node's admin API), asking for `-o json` unless TextOutput, parses whichever
+// form came back, and returns the parsed value with the raw Result for evidence. A parse failure
+// is a *CommandError wrapping ErrMalformed, counted as result="error"; so is output cut at
+// MaxOutput, which would otherwise parse as something it is not.
+
+// transport sends one command to one node: zmyctl args in, the node's answer out. Errors are
+// *CommandError; the Result is nil only when nothing was sent.
+type transport interface {
+	exec(ctx context.Context, node config.NodeConfig, command string, args []string) (*Result, error)
+}
+
+// commands are what both drivers share over their transport: the typed commands, their parsing,
+// and the metrics.
+type commands struct {
+	transport  transport
+	metrics    *driverMetrics
+	maxOutput  int64
+	textOutput bool
+}
+
+// Run sends the command args to node: raw, no output parsing. A non-zero exit (an error answer),
+// a timeout or a failure to send returns a *CommandError together with the Result (nil only if
+// nothing was sent). The call ends at the earlier of ctx's deadline and the driver's Timeout.
+func (d *commands) Run(ctx context.Context, node config.NodeConfig, args ...string) (*Result, error) {
+	command := commandName(args)
+	res, err := d.transport.exec(ctx, node, command, args)
+	d.metrics.observe(command, res, err)
+	return res, err
+}
 
 // Status runs `status --quorum`.
-func (d *Driver) Status(ctx context.Context, node config.NodeConfig) (*QuorumStatus, *Result, error) {
+func (d *commands) Status(ctx context.Context, node config.NodeConfig) (*QuorumStatus, *Result, error) {
 	s, res, err := typed(ctx, d, node, CmdStatus, ParseStatus, "status", "--quorum")
 	if s != nil && s.Node == "" {
 		s.Node = node.ID
@@ -22,23 +48,23 @@ func (d *Driver) Status(ctx context.Context, node config.NodeConfig) (*QuorumSta
 }
 
 // RaftState runs `raft state`.
-func (d *Driver) RaftState(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+func (d *commands) RaftState(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
 	return raftTyped(ctx, d, node, CmdRaftState, "raft", "state")
 }
 
 // Suspend runs `raft suspend --force` (idempotent). The returned state is what the node says
 // after the call; callers still verify with RaftState, as the SOP does.
-func (d *Driver) Suspend(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+func (d *commands) Suspend(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
 	return raftTyped(ctx, d, node, CmdSuspend, "raft", "suspend", "--force")
 }
 
 // Resume runs `raft resume` (idempotent).
-func (d *Driver) Resume(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
+func (d *commands) Resume(ctx context.Context, node config.NodeConfig) (*RaftState, *Result, error) {
 	return raftTyped(ctx, d, node, CmdResume, "raft", "resume")
 }
 
 // SnapshotSave runs `snapshot save --tag tag` (idempotent per tag: Created is false the second time).
-func (d *Driver) SnapshotSave(ctx context.Context, node config.NodeConfig, tag string) (*Snapshot, *Result, error) {
+func (d *commands) SnapshotSave(ctx context.Context, node config.NodeConfig, tag string) (*Snapshot, *Result, error) {
 	if tag == "" {
 		return nil, nil, &CommandError{Command: CmdSnapshotSave, Node: node.ID, Err: fmt.Errorf("empty snapshot tag")}
 	}
@@ -57,7 +83,7 @@ func (d *Driver) SnapshotSave(ctx context.Context, node config.NodeConfig, tag s
 }
 
 // SnapshotList runs `snapshot list`.
-func (d *Driver) SnapshotList(ctx context.Context, node config.NodeConfig) ([]Snapshot, *Result, error) {
+func (d *commands) SnapshotList(ctx context.Context, node config.NodeConfig) ([]Snapshot, *Result, error) {
 	parse := func(out string) (*[]Snapshot, error) {
 		l, err := ParseSnapshotList(out)
 		return &l, err
@@ -76,12 +102,12 @@ func (d *Driver) SnapshotList(ctx context.Context, node config.NodeConfig) ([]Sn
 
 // Recover runs `quorum recover --auto`. ErrNoUniqueMajority and ErrNotConverged are the
 // contract's refusals; a success always names a non-empty majority that contains the leader.
-func (d *Driver) Recover(ctx context.Context, node config.NodeConfig) (*RecoverResult, *Result, error) {
+func (d *commands) Recover(ctx context.Context, node config.NodeConfig) (*RecoverResult, *Result, error) {
 	return typed(ctx, d, node, CmdRecover, ParseRecover, "quorum", "recover", "--auto")
 }
 
 // Netcheck runs `debug netcheck --full`.
-func (d *Driver) Netcheck(ctx context.Context, node config.NodeConfig) (*Netcheck, *Result, error) {
+func (d *commands) Netcheck(ctx context.Context, node config.NodeConfig) (*Netcheck, *Result, error) {
 	n, res, err := typed(ctx, d, node, CmdNetcheck, ParseNetcheck, "debug", "netcheck", "--full")
 	if n != nil && n.Node == "" {
 		n.Node = node.ID
@@ -89,7 +115,7 @@ func (d *Driver) Netcheck(ctx context.Context, node config.NodeConfig) (*Netchec
 	return n, res, err
 }
 
-func raftTyped(ctx context.Context, d *Driver, node config.NodeConfig, command string, args ...string) (*RaftState, *Result, error) {
+func raftTyped(ctx context.Context, d *commands, node config.NodeConfig, command string, args ...string) (*RaftState, *Result, error) {
 	s, res, err := typed(ctx, d, node, command, ParseRaftState, args...)
 	if s != nil && s.Node == "" {
 		s.Node = node.ID
@@ -98,12 +124,12 @@ func raftTyped(ctx context.Context, d *Driver, node config.NodeConfig, command s
 }
 
 // typed runs one command and parses its stdout, counting the outcome once.
-func typed[T any](ctx context.Context, d *Driver, node config.NodeConfig, command string,
+func typed[T any](ctx context.Context, d *commands, node config.NodeConfig, command string,
 	parse func(string) (*T, error), args ...string) (*T, *Result, error) {
 	if !d.textOutput {
 		args = append(args, "-o", "json")
 	}
-	res, err := d.exec(ctx, node, command, args)
+	res, err := d.transport.exec(ctx, node, command, args)
 	if err != nil {
 		d.metrics.observe(command, res, err)
 		return nil, res, err

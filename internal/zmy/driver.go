@@ -82,14 +82,12 @@ type Result struct {
 
 // Driver runs zmyctl for one cluster through its argv template. It is safe for concurrent use.
 type Driver struct {
-	cluster    string
-	argv       *config.ArgvTemplate
-	timeout    time.Duration
-	maxOutput  int64
-	waitDelay  time.Duration
-	textOutput bool
-	env        []string // the responder's environment plus the cluster's zmyctl_env; nil: inherit
-	metrics    *driverMetrics
+	commands
+	cluster   string
+	argv      *config.ArgvTemplate
+	timeout   time.Duration
+	waitDelay time.Duration
+	env       []string // the responder's environment plus the cluster's zmyctl_env; nil: inherit
 }
 
 // NewDriver parses the cluster's argv template and checks it renders for every configured node,
@@ -99,21 +97,11 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 		return nil, fmt.Errorf("cluster %q: zmyctl argv template is empty", cluster.Name)
 	}
 	d := &Driver{
-		cluster:    cluster.Name,
-		timeout:    opts.Timeout,
-		maxOutput:  opts.MaxOutput,
-		waitDelay:  opts.WaitDelay,
-		textOutput: opts.TextOutput,
+		cluster:   cluster.Name,
+		timeout:   opts.timeout(cluster),
+		waitDelay: opts.WaitDelay,
 	}
-	if d.timeout <= 0 {
-		d.timeout = time.Duration(cluster.CommandTimeout)
-	}
-	if d.timeout <= 0 {
-		d.timeout = DefaultTimeout
-	}
-	if d.maxOutput <= 0 {
-		d.maxOutput = DefaultMaxOutput
-	}
+	d.commands = commands{transport: d, maxOutput: opts.maxOutput(), textOutput: opts.TextOutput}
 	if d.waitDelay <= 0 {
 		d.waitDelay = DefaultWaitDelay
 	}
@@ -145,6 +133,24 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 	return d, nil
 }
 
+// timeout is the per-call bound: Timeout, else the cluster's command_timeout, else DefaultTimeout.
+func (o DriverOptions) timeout(cluster config.ClusterConfig) time.Duration {
+	switch {
+	case o.Timeout > 0:
+		return o.Timeout
+	case cluster.CommandTimeout > 0:
+		return time.Duration(cluster.CommandTimeout)
+	}
+	return DefaultTimeout
+}
+
+func (o DriverOptions) maxOutput() int64 {
+	if o.MaxOutput > 0 {
+		return o.MaxOutput
+	}
+	return DefaultMaxOutput
+}
+
 // render executes the argv template for one node.
 func (d *Driver) render(node config.NodeConfig) ([]string, error) {
 	argv, err := d.argv.Render(node)
@@ -154,18 +160,8 @@ func (d *Driver) render(node config.NodeConfig) ([]string, error) {
 	return argv, nil
 }
 
-// Run runs zmyctl with args on node: raw, no output parsing. A non-zero exit, a timeout or a
-// failure to start returns a *CommandError together with the Result (nil only if nothing ran).
-// The call ends at the earlier of ctx's deadline and the driver's Timeout; on either, the whole
-// process group is killed.
-func (d *Driver) Run(ctx context.Context, node config.NodeConfig, args ...string) (*Result, error) {
-	command := commandName(args)
-	res, err := d.exec(ctx, node, command, args)
-	d.metrics.observe(command, res, err)
-	return res, err
-}
-
-// exec is Run without the metrics, so typed methods can count a parse failure as the outcome.
+// exec runs zmyctl with args on node (Run without the metrics, so typed methods can count a
+// parse failure as the outcome). On the deadline the whole process group is killed.
 func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command string, args []string) (*Result, error) {
 	fail := func(kind, err error) *CommandError {
 		return &CommandError{Command: command, Node: node.ID, Kind: kind, Err: err}
@@ -182,20 +178,31 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	startInGroup(cmd)
-	cmd.Env = d.env
+	env := d.env
 	if actor := ActorFrom(ctx); actor != "" {
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
+		if env == nil {
+			env = os.Environ()
 		}
-		cmd.Env = append(slices.Clip(cmd.Env), ActorEnv+"="+actor) // later entries win
+		env = append(slices.Clip(env), ActorEnv+"="+actor) // later entries win
 	}
-	cmd.WaitDelay = d.waitDelay
 	stdout, stderr := &cappedBuffer{max: d.maxOutput}, &cappedBuffer{max: d.maxOutput}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-
-	if err := cmd.Start(); err != nil {
+	var cmd *exec.Cmd
+	for attempt := 0; ; attempt++ {
+		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+		startInGroup(cmd)
+		cmd.Env = env
+		cmd.WaitDelay = d.waitDelay
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// "text file busy": the executable is still open for writing somewhere (being
+		// replaced by a package upgrade, or a just-written file whose descriptor a concurrent
+		// fork inherited). Nothing ran; trying again shortly is safe.
+		if isTextBusy(err) && attempt < 20 && sleepCtx(ctx, time.Duration(attempt+1)*5*time.Millisecond) {
+			continue
+		}
 		res.Duration = time.Since(res.Started)
 		return res, fail(nil, fmt.Errorf("start %s: %w", argv[0], err))
 	}
@@ -300,4 +307,16 @@ func (c *cappedBuffer) result() (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.buf.String(), c.truncated
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether the full wait elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -340,7 +340,7 @@ func TestCommandMetrics(t *testing.T) {
 
 	want := map[string]int{CmdSuspend + "/ok": 1, CmdSuspend + "/timeout": 1, CmdSuspend + "/error": 1, CmdOther + "/ok": 1}
 	var exp strings.Builder
-	exp.WriteString("# HELP zmy_responder_commands_total zmyctl commands run, by command and result (ok, error, timeout).\n")
+	exp.WriteString("# HELP zmy_responder_commands_total Node commands sent (zmyctl runs or admin API calls), by command and result (ok, error, timeout).\n")
 	exp.WriteString("# TYPE zmy_responder_commands_total counter\n")
 	for _, cmd := range Commands {
 		for _, r := range []string{"error", "ok", "timeout"} {
@@ -399,4 +399,22 @@ func TestActor(t *testing.T) {
 		_, ok := ParseActor(s)
 		require.False(t, ok, s)
 	}
+}
+
+func TestZmyctlBeingWrittenIsStartedOnceTheWriterCloses(t *testing.T) {
+	path := fakeZmyctl(t, `echo '{"ok":true}'`)
+	d, err := NewDriver(config.ClusterConfig{Name: "c1", Zmyctl: []string{path}, Nodes: []config.NodeConfig{testNode}}, DriverOptions{Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	// Hold the executable open for writing, as a package upgrade replacing zmyctl (or a fork
+	// that inherited a just-written file's descriptor) does: exec fails with ETXTBSY meanwhile.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Run(t.Context(), testNode, "raft", "state")
+		done <- err
+	}()
+	time.Sleep(30 * time.Millisecond) // let the first attempts meet the busy file
+	require.NoError(t, f.Close())
+	require.NoError(t, <-done, "a start refused with 'text file busy' is tried again: nothing ran")
 }

@@ -17,16 +17,26 @@ var (
 	ErrMalformed        = errors.New("malformed output")
 )
 
-// ExitStatusError is a non-zero zmyctl exit. Exits the contract gives a meaning to also match the
-// sentinel errors above; the others match only *ExitStatusError.
+// ExitStatusError is a non-zero zmyctl exit, or an error answer of the admin API (HTTPStatus
+// set, Code the exit its error code maps to). Exits the contract gives a meaning to also match
+// the sentinel errors above; the others match only *ExitStatusError.
 type ExitStatusError struct {
-	Code   int
-	Stderr string // capped stderr, trimmed
+	Code       int
+	Stderr     string // capped stderr, trimmed; the admin API's error message
+	HTTPStatus int    // the admin API's HTTP status; 0 for zmyctl
 }
 
 func (e *ExitStatusError) Error() string {
 	if r := stderrReason(e.Stderr); r != "" {
-		return fmt.Sprintf("zmyctl exited %d: %s", e.Code, r)
+		return e.status() + ": " + r
+	}
+	return e.status()
+}
+
+// status says how the command failed: "zmyctl exited 5" or "admin API answered 409".
+func (e *ExitStatusError) status() string {
+	if e.HTTPStatus != 0 {
+		return fmt.Sprintf("admin API answered %d", e.HTTPStatus)
 	}
 	return fmt.Sprintf("zmyctl exited %d", e.Code)
 }
@@ -57,7 +67,8 @@ type CommandError struct {
 	Err     error            // underlying cause, or nil
 }
 
-// Error reads like "suspend n3: zmyctl exited 3: node unreachable: dial tcp …: connection refused".
+// Error reads like "suspend n3: zmyctl exited 3: node unreachable: dial tcp …: connection refused"
+// or "recover n1: admin API answered 409: network not converged: groups … are still cut off".
 func (e *CommandError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Command)
@@ -66,7 +77,7 @@ func (e *CommandError) Error() string {
 	b.WriteString(": ")
 	parts := make([]string, 0, 3)
 	if e.Exit != nil {
-		parts = append(parts, fmt.Sprintf("zmyctl exited %d", e.Exit.Code))
+		parts = append(parts, e.Exit.status())
 	}
 	if e.Kind != nil {
 		parts = append(parts, e.Kind.Error())

@@ -1,7 +1,10 @@
 package zmy
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -12,6 +15,11 @@ import (
 // Seeds: testdata/fuzz/FuzzParsers. Run longer with
 // go test -run '^$' -fuzz FuzzParsers -fuzztime 30s ./internal/zmy
 func FuzzParsers(f *testing.F) {
+	f.Add(`{"node":"n1","peers":[{"peer":"n2","addr":"127.0.0.1:7071","reachable":true,"rtt_ms":0.412,"firewall_blocked":false},` +
+		`{"peer":"n3","addr":"127.0.0.1:7072","reachable":false,"rtt_ms":0,"firewall_blocked":true}],"partition_score":0.5}`)
+	f.Add(` { "peers" : [ ] , "node" : "n1", "partition_score" : 1e0 } `)
+	f.Add(`{"node":"n1","peers":[{"peer":"n2","rtt_ms":-0,"RTT_MS":1}],"partition_score":0}`)
+	f.Add(`{"node":"n\u0031","peers":null,"partition_score":0.25}`)
 	f.Fuzz(func(t *testing.T, out string) {
 		check := func(name string, ok bool, err error, valid error) {
 			t.Helper()
@@ -43,6 +51,20 @@ func FuzzParsers(f *testing.F) {
 		check("recover", rc != nil, err, validIf(rc, validateRecover))
 		n, err := ParseNetcheck(out)
 		check("netcheck", n != nil, err, validIf(n, validateNetcheck))
+		// The reflection-free netcheck decoder agrees with encoding/json wherever it decodes.
+		if fast, ok := decodeNetcheckJSON(strings.TrimSpace(out)); ok {
+			var want Netcheck
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &want); err != nil {
+				t.Fatalf("fast netcheck decoder accepted what encoding/json refuses (%v): %q", err, out)
+			}
+			got := *fast
+			if len(got.Peers) == 0 && len(want.Peers) == 0 {
+				got.Peers, want.Peers = nil, nil // [] and an absent key alike: no peers
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("fast netcheck decoder: %+v, encoding/json: %+v, for %q", *fast, want, out)
+			}
+		}
 	})
 }
 

@@ -27,12 +27,12 @@ func newDriverMetrics(reg prometheus.Registerer) (*driverMetrics, error) {
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "zmy_responder",
 			Name:      "commands_total",
-			Help:      "zmyctl commands run, by command and result (ok, error, timeout).",
+			Help:      "Node commands sent (zmyctl runs or admin API calls), by command and result (ok, error, timeout).",
 		}, []string{"command", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "zmy_responder",
 			Name:      "command_duration_seconds",
-			Help:      "Wall time of zmyctl commands, from exec to exit or kill.",
+			Help:      "Wall time of node commands, from exec to exit or kill (zmyctl), or from request to answer (admin API).",
 			Buckets:   []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"command"}),
 	}

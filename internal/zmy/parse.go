@@ -61,8 +61,14 @@ func ParseRecover(out string) (*RecoverResult, error) {
 	return parseEither(out, ParseRecoverText, validateRecover)
 }
 
-// ParseNetcheck parses `debug netcheck --full` output.
+// ParseNetcheck parses `debug netcheck --full` output. The JSON form nodes write takes a
+// decoder of its own (netcheck_json.go); anything else goes the common way.
 func ParseNetcheck(out string) (*Netcheck, error) {
+	if t := strings.TrimSpace(out); len(t) <= MaxParseInput && strings.HasPrefix(t, "{") {
+		if n, ok := decodeNetcheckJSON(t); ok {
+			return validated(n, validateNetcheck(n))
+		}
+	}
 	return parseEither(out, ParseNetcheckText, validateNetcheck)
 }
 

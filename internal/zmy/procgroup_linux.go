@@ -47,3 +47,6 @@ func awaitExitAndKillGroup(pid int) {
 	}
 	_ = killGroup(pid)
 }
+
+// isTextBusy reports a start that failed because the executable is open for writing (ETXTBSY).
+func isTextBusy(err error) bool { return errors.Is(err, syscall.ETXTBSY) }

@@ -1,6 +1,7 @@
 package zmy
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -74,14 +75,54 @@ func (s *simCluster) driver(t testing.TB, opts DriverOptions) *Driver {
 	return d
 }
 
+// apiDriver is an APIDriver on the simulator's admin API, as the generated config sets it up.
+func (s *simCluster) apiDriver(t testing.TB, opts DriverOptions) *APIDriver {
+	t.Helper()
+	d, err := NewAPIDriver(config.ClusterConfig{Name: "t", Driver: config.DriverAPI, Nodes: s.nodes}, opts)
+	require.NoError(t, err)
+	return d
+}
+
+// contractDriver is a driver under the contract suite: the node commands, and Run for raw ones.
+type contractDriver interface {
+	NodeDriver
+	Run(ctx context.Context, node config.NodeConfig, args ...string) (*Result, error)
+}
+
+// contractDrivers are the drivers every contract test runs, by name: zmyctl asking for JSON,
+// zmyctl asking for text, and the admin API.
+func (s *simCluster) contractDrivers(t testing.TB, opts DriverOptions) []struct {
+	name string
+	d    contractDriver
+} {
+	text := opts
+	text.TextOutput = true
+	return []struct {
+		name string
+		d    contractDriver
+	}{
+		{"zmyctl-json", s.driver(t, opts)},
+		{"zmyctl-text", s.driver(t, text)},
+		{"api", s.apiDriver(t, opts)},
+	}
+}
+
+// failure is how an error answer reads in each driver's errors: "zmyctl exited 5" or "admin
+// API answered 409".
+func failure(driver string, exit, status int) string {
+	if driver == "api" {
+		return fmt.Sprintf("admin API answered %d", status)
+	}
+	return fmt.Sprintf("zmyctl exited %d", exit)
+}
+
+// The driver contract: both drivers, against the same simulated nodes, give the same parsed
+// answers to every command.
 func TestDriverAgainstSimulator(t *testing.T) {
 	s := startSim(t)
-	for _, mode := range []struct {
-		name string
-		opts DriverOptions
-	}{{"json", DriverOptions{}}, {"text", DriverOptions{TextOutput: true}}} {
+	for _, mode := range s.contractDrivers(t, DriverOptions{}) {
 		t.Run(mode.name, func(t *testing.T) {
-			d := s.driver(t, mode.opts)
+			d := mode.d
 			n1 := s.nodes[0]
 			ctx := t.Context()
 
@@ -91,8 +132,8 @@ func TestDriverAgainstSimulator(t *testing.T) {
 			require.Equal(t, QuorumOK, st.Quorum)
 			require.NotEmpty(t, st.LeaderID)
 			require.Positive(t, st.Term)
-			require.Equal(t, mode.name == "json", strings.HasPrefix(res.Stdout, "{"), res.Stdout)
-			if mode.name == "json" {
+			require.Equal(t, mode.name != "zmyctl-text", strings.HasPrefix(res.Stdout, "{"), res.Stdout)
+			if mode.name != "zmyctl-text" {
 				require.ElementsMatch(t, []string{"n1", "n2", "n3"}, st.Members)
 			}
 
@@ -151,42 +192,76 @@ func tags(l []Snapshot) []string {
 	return out
 }
 
+// Refusals and faults read the same through both drivers: the same sentinel errors, the same
+// exit codes, messages that name the command and the node.
 func TestDriverSimulatorRefusalsAndFaults(t *testing.T) {
+	for _, name := range []string{"zmyctl", "api"} {
+		t.Run(name, func(t *testing.T) {
+			s := startSim(t)
+			var d contractDriver = s.driver(t, DriverOptions{})
+			if name == "api" {
+				d = s.apiDriver(t, DriverOptions{})
+			}
+			ctx := t.Context()
+			n1, n2 := s.nodes[0], s.nodes[1]
+
+			s.fault(t, "partition", "n1,n2/n3")
+			_, _, err := d.Recover(ctx, n1)
+			require.ErrorIs(t, err, ErrNotConverged)
+			require.True(t, strings.HasPrefix(err.Error(), "recover n1: "+failure(name, 5, 409)+": network not converged"), err.Error())
+
+			s.fault(t, "partition", "n1/n2/n3")
+			s.fault(t, "heal")
+			_, _, err = d.Recover(ctx, n1)
+			require.ErrorIs(t, err, ErrNoUniqueMajority)
+
+			_, err = d.Run(ctx, n1, "raft", "suspend")
+			var ee *ExitStatusError
+			require.ErrorAs(t, err, &ee)
+			require.Equal(t, ExitUsage, ee.Code, "suspend without --force is a usage error")
+			require.Contains(t, err.Error(), "raft suspend needs --force")
+
+			s.fault(t, "ctl", "n2", "fail")
+			_, _, err = d.Status(ctx, n2)
+			require.ErrorAs(t, err, &ee)
+			require.Equal(t, ExitError, ee.Code)
+			require.Contains(t, err.Error(), "status n2: "+failure(name, 1, 500)+": injected failure")
+			s.fault(t, "ctl", "n2", "ok")
+
+			s.fault(t, "kill", "n2")
+			_, _, err = d.Status(ctx, n2)
+			require.ErrorIs(t, err, ErrUnreachable)
+			require.True(t, strings.HasPrefix(err.Error(), "status n2: "), err.Error())
+			require.Contains(t, err.Error(), "node unreachable")
+			s.fault(t, "restart", "n2")
+			require.Eventually(t, func() bool {
+				_, _, err := d.Status(ctx, n2)
+				return err == nil
+			}, 5*time.Second, 50*time.Millisecond)
+		})
+	}
+}
+
+// A node that never answers costs the api driver its deadline, no more: the call ends with
+// ErrTimeout, the node sees its caller go away, and the other nodes still answer.
+func TestAPIDriverHungNodeTimesOut(t *testing.T) {
 	s := startSim(t)
-	d := s.driver(t, DriverOptions{})
-	ctx := t.Context()
-	n1, n2 := s.nodes[0], s.nodes[1]
-
-	s.fault(t, "partition", "n1,n2/n3")
-	_, _, err := d.Recover(ctx, n1)
-	require.ErrorIs(t, err, ErrNotConverged)
-	require.True(t, strings.HasPrefix(err.Error(), "recover n1: zmyctl exited 5: network not converged"), err.Error())
-
-	s.fault(t, "partition", "n1/n2/n3")
-	s.fault(t, "heal")
-	_, _, err = d.Recover(ctx, n1)
-	require.ErrorIs(t, err, ErrNoUniqueMajority)
-
-	_, err = d.Run(ctx, n1, "raft", "suspend")
-	var ee *ExitStatusError
-	require.ErrorAs(t, err, &ee)
-	require.Equal(t, ExitUsage, ee.Code, "suspend without --force is a usage error")
-
-	s.fault(t, "ctl", "n2", "fail")
-	_, _, err = d.Status(ctx, n2)
-	require.ErrorAs(t, err, &ee)
-	require.Equal(t, ExitError, ee.Code)
-	s.fault(t, "ctl", "n2", "ok")
-
-	s.fault(t, "kill", "n2")
-	_, _, err = d.Status(ctx, n2)
-	require.ErrorIs(t, err, ErrUnreachable)
-	require.True(t, strings.HasPrefix(err.Error(), "status n2: zmyctl exited 3: node unreachable"), err.Error())
-	s.fault(t, "restart", "n2")
+	s.fault(t, "ctl", "n2", "hang")
+	d := s.apiDriver(t, DriverOptions{Timeout: 500 * time.Millisecond})
+	start := time.Now()
+	_, res, err := d.Suspend(t.Context(), s.nodes[1])
+	require.ErrorIs(t, err, ErrTimeout)
+	require.Less(t, time.Since(start), 3*time.Second)
+	require.Equal(t, -1, res.Exit)
+	require.Contains(t, err.Error(), "suspend n2: timed out: no answer after")
 	require.Eventually(t, func() bool {
-		_, _, err := d.Status(ctx, n2)
-		return err == nil
-	}, 5*time.Second, 50*time.Millisecond)
+		a := auditLog(t, s)
+		return len(a) > 0 && a[len(a)-1].Exit == -1
+	}, 5*time.Second, 20*time.Millisecond, "the node saw its caller go away")
+
+	st, _, err := d.Status(t.Context(), s.nodes[0])
+	require.NoError(t, err)
+	require.Equal(t, QuorumOK, st.Quorum)
 }
 
 func TestHungSimulatorCtlIsKilledAtTheDeadline(t *testing.T) {
@@ -243,29 +318,56 @@ func TestScrapeSimulatorNode(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond)
 }
 
-// The context's actor reaches the node as ZMY_ACTOR: its audit log and `raft state` name it.
+// The context's actor reaches the node, as ZMY_ACTOR through zmyctl or the Zmy-Actor header
+// through the admin API: its audit log and `raft state` name it.
 func TestDriverCarriesTheActor(t *testing.T) {
-	s := startSim(t)
-	d := s.driver(t, DriverOptions{Timeout: 10 * time.Second})
-	ctx := WithActor(t.Context(), "r1/inc-000042/j1")
-	st, _, err := d.Suspend(ctx, s.nodes[1])
-	require.NoError(t, err)
-	require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
-	// Without an actor, a second suspend changes nothing and the first actor stays.
-	st, _, err = d.Suspend(t.Context(), s.nodes[1])
-	require.NoError(t, err)
-	require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
+	for _, name := range []string{"zmyctl", "api"} {
+		t.Run(name, func(t *testing.T) {
+			s := startSim(t)
+			var d contractDriver = s.driver(t, DriverOptions{Timeout: 10 * time.Second})
+			if name == "api" {
+				d = s.apiDriver(t, DriverOptions{Timeout: 10 * time.Second})
+			}
+			ctx := WithActor(t.Context(), "r1/inc-000042/j1")
+			st, _, err := d.Suspend(ctx, s.nodes[1])
+			require.NoError(t, err)
+			require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
+			// Without an actor, a second suspend changes nothing and the first actor stays.
+			st, _, err = d.Suspend(t.Context(), s.nodes[1])
+			require.NoError(t, err)
+			require.Equal(t, "r1/inc-000042/j1", st.SuspendedBy)
 
+			var actors []string
+			for _, e := range auditLog(t, s) {
+				actors = append(actors, e.Actor)
+				require.Equal(t, []string{"raft", "suspend", "--force", "-o", "json"}, e.Args)
+				require.Equal(t, name == "api", e.API == "POST /admin/v1/raft/suspend", e.API)
+			}
+			require.Equal(t, []string{"r1/inc-000042/j1", ""}, actors)
+		})
+	}
+}
+
+// auditEntry is a line of `zmysim audit`.
+type auditEntry struct {
+	Args  []string `json:"args"`
+	Actor string   `json:"actor"`
+	API   string   `json:"api"`
+	Exit  int      `json:"exit"`
+}
+
+func auditLog(t testing.TB, s *simCluster) []auditEntry {
+	t.Helper()
 	out, err := exec.Command(s.bin, "audit", "--admin-address", s.admin).Output()
 	require.NoError(t, err)
-	var actors []string
+	var entries []auditEntry
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var e struct {
-			Args  []string `json:"args"`
-			Actor string   `json:"actor"`
+		if line == "" {
+			continue
 		}
+		var e auditEntry
 		require.NoError(t, json.Unmarshal([]byte(line), &e), line)
-		actors = append(actors, e.Actor)
+		entries = append(entries, e)
 	}
-	require.Equal(t, []string{"r1/inc-000042/j1", ""}, actors)
+	return entries
 }

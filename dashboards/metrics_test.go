@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestEveryMetricExists starts a simulated 3-node cluster and the responder configured for it,
-// scrapes both, and requires every metric family the rules and dashboards name to be exposed.
+// once on the bbolt journal and once as a replica on an etcd store, scrapes them all, and
+// requires every metric family the rules and dashboards name to be exposed.
 func TestEveryMetricExists(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -66,11 +67,21 @@ func TestEveryMetricExists(t *testing.T) {
 		return nil
 	})
 
+	// A replica on an etcd store (HA) exports the leadership series as well.
+	etcd := testenv.StartEtcd(t)
+	haWeb, haGRPC := freeAddr(t), freeAddr(t)
+	startProcess(t, dir, "zmy-responder-ha", filepath.Join(binDir, "zmy-responder"),
+		"--config.file="+cfgPath, "--web.listen-address="+haWeb, "--grpc.listen-address="+haGRPC,
+		"--storage.backend=etcd", "--storage.etcd.endpoints="+etcd, "--ha.replica=r1")
+	replica := "http://" + haWeb
+	waitFor(t, ctx, "the etcd replica /-/ready", func() error { return get(ctx, replica+"/-/ready") })
+
 	exposed := map[string]*dto.MetricFamily{}
 	for _, n := range cl.Nodes {
 		scrapeInto(t, ctx, n.MetricsURL, exposed)
 	}
 	scrapeInto(t, ctx, responder+"/metrics", exposed)
+	scrapeInto(t, ctx, replica+"/metrics", exposed)
 
 	var missing []string
 	for name, where := range usedMetrics(t) {

@@ -26,7 +26,7 @@ GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 10s
 
 .PHONY: all build test test-go fuzz-short test-rules test-deploy test-zmyctl-driver deps lint bench bench-webhook \
-	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing run demo demo-ha e2e clean
+	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-failover run demo demo-ha e2e clean
 
 all: build
 
@@ -88,7 +88,7 @@ lint:
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
-bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing
+bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-failover
 
 # Webhook ingest throughput and latency against a do-nothing handler, idle RSS, and ingest with
 # the bbolt and etcd storage backends (Debian etcd-server, from deps).
@@ -119,6 +119,11 @@ bench-e2e: deps
 # gone, at the scrape/evaluation intervals of each shipped configuration (1s, 5s, 15s).
 bench-firing: deps
 	$(GO) test -run '^$$' -bench FiringTime -benchtime 3x -timeout 30m ./rules/
+
+# Three replicas on a Debian etcd (etcd-server, from deps): the cluster's leader killed -9 at the
+# recovery gate → the new leader's first node command (simulator audit), 10 fresh runs.
+bench-failover: deps
+	$(GO) test -run '^$$' -bench BenchmarkFailover -benchtime 10x -timeout 30m ./internal/demo/
 
 # The daemon on loopback with the example configuration.
 run: build

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,16 +69,13 @@ func (n *narrator) killLeader(ctx context.Context, s *stack.Stack) (string, erro
 // audit (each runbook command carries ZMY_ACTOR=<replica>/<incident>/<token>), and checks the
 // takeover: the killed replica resumed no node, another one resumed every node.
 func (n *narrator) commandsByReplica(ctx context.Context, s *stack.Stack, since time.Time, killed string, nodes int) error {
-	out, err := s.Zmysim(ctx, "audit")
+	entries, err := audit(ctx, s)
 	if err != nil {
 		return err
 	}
 	counts := map[string]map[string]int{} // replica -> command -> times
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e sim.AuditEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Time.Before(since) {
+	for _, e := range entries {
+		if e.Time.Before(since) {
 			continue
 		}
 		a, ok := zmy.ParseActor(e.Actor)
@@ -108,4 +106,26 @@ func (n *narrator) commandsByReplica(ctx context.Context, s *stack.Stack, since 
 		}
 	}
 	return fmt.Errorf("no replica but the killed %s resumed all %d nodes", killed, nodes)
+}
+
+// audit is every command the simulated nodes received, oldest first (zmysim audit).
+func audit(ctx context.Context, s *stack.Stack) ([]sim.AuditEntry, error) {
+	out, err := s.Zmysim(ctx, "audit")
+	if err != nil {
+		return nil, err
+	}
+	var entries []sim.AuditEntry
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var e sim.AuditEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("zmysim audit: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	return entries, sc.Err()
 }

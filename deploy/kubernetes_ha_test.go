@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -345,6 +346,18 @@ func TestKubernetesHAConfigLoads(t *testing.T) {
 // Secret's key names.
 func clientPKI(t *testing.T) map[string]string {
 	t.Helper()
+	p := newPKI(t)
+	return map[string]string{"ca.crt": p.caPEM, "tls.crt": p.clientCert, "tls.key": p.clientKey}
+}
+
+// pki is a test CA with a server certificate for 127.0.0.1 and a client certificate
+// (CN zmy-responder), all PEM.
+type pki struct {
+	caPEM, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newPKI(t *testing.T) pki {
+	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	ca := &x509.Certificate{
@@ -354,25 +367,27 @@ func clientPKI(t *testing.T) map[string]string {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "zmy-responder"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
 	enc := func(typ string, der []byte) string {
 		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
 	}
-	return map[string]string{
-		"ca.crt":  enc("CERTIFICATE", caDER),
-		"tls.crt": enc("CERTIFICATE", leafDER),
-		"tls.key": enc("EC PRIVATE KEY", keyDER),
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips ...net.IP) (cert, key string) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		require.NoError(t, err)
+		kder, err := x509.MarshalECPrivateKey(k)
+		require.NoError(t, err)
+		return enc("CERTIFICATE", der), enc("EC PRIVATE KEY", kder)
 	}
+	p := pki{caPEM: enc("CERTIFICATE", caDER)}
+	p.serverCert, p.serverKey = leaf(2, "etcd", x509.ExtKeyUsageServerAuth, net.IPv4(127, 0, 0, 1))
+	p.clientCert, p.clientKey = leaf(3, "zmy-responder", x509.ExtKeyUsageClientAuth)
+	return p
 }
 
 // kubectl's built-in kustomize renders the overlay (when kubectl is installed): the replicas,

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -65,17 +64,7 @@ func loadHA(t *testing.T) (haKustomization, map[string]*k8sObject) {
 			continue
 		}
 		require.True(t, listed[base], "%s is neither a resource nor a patch of the overlay", base)
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			o := &k8sObject{}
-			err := dec.Decode(o)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(t, err, base)
-			require.NotEmpty(t, o.Kind, base)
+		for _, o := range decodeManifests(t, f) {
 			key := o.Kind
 			if o.Kind == "Service" {
 				key += "/" + o.Metadata.Name

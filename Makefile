@@ -28,7 +28,8 @@ GO_TEST_TIMEOUT ?= 20m
 FUZZ_TIME       ?= 20000x
 
 .PHONY: all build test test-go fuzz-short test-rules test-deploy test-zmyctl-driver deps lint bench bench-webhook \
-	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale run demo e2e clean
+	bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale bench-failover run demo demo-ha \
+	e2e clean
 
 all: build
 
@@ -90,7 +91,8 @@ lint:
 	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "lint: staticcheck could not be installed; skipped"; fi
 
 # Every figure the issues name (method and results in BENCHMARKS.md). Each part can run alone.
-bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale
+bench: bench-webhook bench-sim bench-driver bench-detect bench-remediate bench-e2e bench-firing bench-scale \
+	bench-failover
 
 # Webhook ingest throughput and latency against a do-nothing handler, idle RSS, and ingest with
 # the bbolt and etcd storage backends (Debian etcd-server, from deps).
@@ -127,6 +129,11 @@ bench-firing: deps
 bench-scale: build
 	$(BIN)/zmy-scale-bench --bin-dir=$(BIN) --clusters=5,20,50
 
+# Three replicas on a Debian etcd (etcd-server, from deps): the cluster's leader killed -9 at the
+# recovery gate → the new leader's first node command (simulator audit), 10 fresh runs.
+bench-failover: deps
+	$(GO) test -run '^$$' -bench BenchmarkFailover -benchtime 10x -timeout 30m ./internal/demo/
+
 # The daemon on loopback with the example configuration.
 run: build
 	$(BIN)/zmy-responder --config.file=deploy/zmy-responder.example.yml \
@@ -136,6 +143,11 @@ run: build
 # until Ctrl-C), -v (every node command in full).
 demo: build
 	$(BIN)/zmy-demo --bin-dir=$(BIN) $(DEMO_ARGS)
+
+# The same incident with three responders on a Debian etcd (etcd-server, from deps): the
+# cluster's leader is killed at the recovery gate and another replica finishes.
+demo-ha: build deps
+	$(BIN)/zmy-demo --bin-dir=$(BIN) --ha $(DEMO_ARGS)
 
 e2e: build
 	$(GO) test -timeout $(GO_TEST_TIMEOUT) ./internal/e2e/

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -33,7 +34,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestEveryMetricExists starts a simulated 3-node cluster and the responder configured for it,
-// scrapes both, and requires every metric family the rules and dashboards name to be exposed.
+// once on the bbolt journal and once as a replica on an etcd store, scrapes them all, and
+// requires every metric family the rules and dashboards name to be exposed.
 func TestEveryMetricExists(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -66,11 +68,15 @@ func TestEveryMetricExists(t *testing.T) {
 		return nil
 	})
 
+	// A replica on an etcd store (HA) exports the leadership series as well.
+	replica := "http://" + startEtcdReplica(t, ctx, dir, cfgPath)
+
 	exposed := map[string]*dto.MetricFamily{}
 	for _, n := range cl.Nodes {
 		scrapeInto(t, ctx, n.MetricsURL, exposed)
 	}
 	scrapeInto(t, ctx, responder+"/metrics", exposed)
+	scrapeInto(t, ctx, replica+"/metrics", exposed)
 
 	var missing []string
 	for name, where := range usedMetrics(t) {
@@ -80,6 +86,63 @@ func TestEveryMetricExists(t *testing.T) {
 	}
 	sort.Strings(missing)
 	require.Empty(t, missing, "metric families named by rules/ or dashboards/ but exposed by neither a ZMY node nor the responder")
+}
+
+// startEtcdReplica runs zmy-responder as replica r1 on an embedded etcd store and returns its
+// web address once it is ready.
+func startEtcdReplica(t *testing.T, ctx context.Context, dir, cfgPath string) string {
+	t.Helper()
+	etcd := testenv.StartEtcd(t)
+	web, grpc := freeAddr(t), freeAddr(t)
+	startProcess(t, dir, "zmy-responder-ha", filepath.Join(binDir, "zmy-responder"),
+		"--config.file="+cfgPath, "--web.listen-address="+web, "--grpc.listen-address="+grpc,
+		"--storage.backend=etcd", "--storage.etcd.endpoints="+etcd, "--ha.replica=r1")
+	waitFor(t, ctx, "the etcd replica /-/ready", func() error { return get(ctx, "http://"+web+"/-/ready") })
+	return web
+}
+
+// haOnly matches the series only replicas on an etcd store export. internal/e2e checks that
+// every other panel returns data from a live Prometheus scraping a single responder.
+var haOnly = regexp.MustCompile(`\bzmy_responder_leader(_changes_total)?\b`)
+
+// The panels on the leadership series return data from a real Prometheus scraping a replica on
+// an etcd store (the end-to-end test runs a single responder on bbolt, which has none).
+func TestHAPanelsReturnData(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	sim := testenv.StartSim(t, filepath.Join(binDir, "zmysim"), "--cluster", testCluster, "--nodes", "3")
+	web := startEtcdReplica(t, ctx, dir, sim.ResponderConfig)
+	prom := testenv.StartPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: zmy-responder
+    static_configs: [{targets: [%q]}]
+`, web))
+	var queries []Query
+	for _, d := range loadDashboards(t) {
+		for _, q := range d.Queries(testCluster) {
+			if haOnly.MatchString(q.Expr) {
+				queries = append(queries, q)
+			}
+		}
+	}
+	require.NotEmpty(t, queries, "the dashboards have panels on the leadership series")
+	for _, q := range queries {
+		waitFor(t, ctx, q.Where+" to return data", func() error {
+			samples, err := prom.Query(ctx, q.Expr)
+			if err != nil {
+				return err
+			}
+			if len(samples) == 0 {
+				return fmt.Errorf("no data: %s", q.Expr)
+			}
+			return nil
+		})
+	}
+	// The replica leads the cluster: the leader panel shows it.
+	samples, err := prom.Query(ctx, fmt.Sprintf(`zmy_responder_leader{cluster=%q} == 1`, testCluster))
+	require.NoError(t, err)
+	require.Len(t, samples, 1)
 }
 
 // isExposed says whether a series name belongs to an exposed family: the family itself, or a

@@ -11,15 +11,27 @@ import (
 	"github.com/zmyorg/zmy-responder/internal/testenv"
 )
 
+// alertmanagerConfigs are the single-replica example and the one with a webhook per replica.
+var alertmanagerConfigs = []string{"alertmanager.yml", "alertmanager-ha.yml"}
+
 func TestAlertmanagerConfigIsValid(t *testing.T) {
 	amtool := testenv.Tool(t, "prometheus-alertmanager", "amtool")
-	mustRun(t, ".", amtool, "check-config", "alertmanager.yml")
+	for _, f := range alertmanagerConfigs {
+		mustRun(t, ".", amtool, "check-config", f)
+	}
 }
 
 // Routing as Alertmanager itself resolves it (`amtool config routes test`), for the labels the
-// rules put on each alert.
+// rules put on each alert, in both examples.
 func TestAlertmanagerRoutes(t *testing.T) {
 	amtool := testenv.Tool(t, "prometheus-alertmanager", "amtool")
+	for _, f := range alertmanagerConfigs {
+		testAlertmanagerRoutes(t, amtool, f)
+	}
+}
+
+func testAlertmanagerRoutes(t *testing.T, amtool, file string) {
+	t.Helper()
 	for _, tc := range []struct {
 		labels    []string
 		receivers string
@@ -35,10 +47,10 @@ func TestAlertmanagerRoutes(t *testing.T) {
 		// The responder's own alerts never reach the responder.
 		{[]string{"alertname=ZMYResponderDown", "job=zmy-responder", "severity=critical"}, "oncall"},
 	} {
-		args := append([]string{"config", "routes", "test", "--config.file=alertmanager.yml",
+		args := append([]string{"config", "routes", "test", "--config.file=" + file,
 			"--verify.receivers=" + tc.receivers}, tc.labels...)
 		out := mustStdout(t, ".", amtool, args...)
-		require.Equal(t, tc.receivers, firstLine(out), "receivers for %v", tc.labels)
+		require.Equal(t, tc.receivers, firstLine(out), "%s: receivers for %v", file, tc.labels)
 	}
 }
 

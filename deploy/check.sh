@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Checks the deploy files with the real tools and exits non-zero on the first failure:
-#   - amtool check-config on alertmanager.yml, and its routing for the ZMY and responder alerts;
+#   - amtool check-config on alertmanager.yml and alertmanager-ha.yml, and their routing for the
+#     ZMY and responder alerts;
 #   - promtool check config on prometheus.yml (which checks the rule files it loads too);
 #   - the Kubernetes PrometheusRule is what `go run ./deploy/kubernetes/gen` generates;
 #   - a CGO_ENABLED=0 build of the responder is a static ELF (what the Dockerfile ships);
-#   - when installed: systemd-analyze verify on the unit, kubectl kustomize on kubernetes/.
+#   - when installed: systemd-analyze verify on the unit, kubectl kustomize on kubernetes/ and
+#     kubernetes-ha/.
 # amtool and promtool come with Debian's prometheus-alertmanager and prometheus packages.
 set -euo pipefail
 deploy="$(cd "$(dirname "$0")" && pwd)"
@@ -26,14 +28,16 @@ need() {
 need amtool prometheus-alertmanager
 need promtool prometheus
 
-run amtool check-config alertmanager.yml
-# Alertmanager's own routing for what the rules produce.
-run amtool config routes test --config.file=alertmanager.yml --verify.receivers=zmy-responder,oncall \
-	alertname=ZMY_Quorum_Down job=zmy cluster=c1 2>/dev/null
-run amtool config routes test --config.file=alertmanager.yml --verify.receivers=oncall \
-	alertname=ZMY_Leader_Conflict job=zmy cluster=c1 2>/dev/null
-run amtool config routes test --config.file=alertmanager.yml --verify.receivers=oncall \
-	alertname=ZMYResponderDown job=zmy-responder 2>/dev/null
+for am in alertmanager.yml alertmanager-ha.yml; do
+	run amtool check-config "$am"
+	# Alertmanager's own routing for what the rules produce.
+	run amtool config routes test --config.file="$am" --verify.receivers=zmy-responder,oncall \
+		alertname=ZMY_Quorum_Down job=zmy cluster=c1 2>/dev/null
+	run amtool config routes test --config.file="$am" --verify.receivers=oncall \
+		alertname=ZMY_Leader_Conflict job=zmy cluster=c1 2>/dev/null
+	run amtool config routes test --config.file="$am" --verify.receivers=oncall \
+		alertname=ZMYResponderDown job=zmy-responder 2>/dev/null
+done
 
 run promtool check config prometheus.yml
 
@@ -70,8 +74,10 @@ else
 fi
 
 if command -v kubectl >/dev/null 2>&1; then
-	echo "+ kubectl kustomize kubernetes >/dev/null"
-	kubectl kustomize kubernetes >/dev/null
+	for k in kubernetes kubernetes-ha; do
+		echo "+ kubectl kustomize $k >/dev/null"
+		kubectl kustomize "$k" >/dev/null
+	done
 else
 	echo "kubectl not found: kustomization not rendered"
 fi

@@ -51,22 +51,31 @@ func loadManifests(t *testing.T) map[string]*k8sObject {
 
 	objs := map[string]*k8sObject{}
 	for _, r := range kust.Resources {
-		b, err := os.ReadFile(filepath.Join("kubernetes", r))
-		require.NoError(t, err)
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			o := &k8sObject{}
-			err := dec.Decode(o)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(t, err, r)
-			require.NotEmpty(t, o.Kind, r)
-			require.NotEmpty(t, o.Metadata.Name, r)
+		for _, o := range decodeManifests(t, filepath.Join("kubernetes", r)) {
 			objs[o.Kind] = o
 		}
 	}
 	return objs
+}
+
+// decodeManifests reads every document of a manifest file; each has a kind and a name.
+func decodeManifests(t *testing.T, path string) []*k8sObject {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var objs []*k8sObject
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		o := &k8sObject{}
+		err := dec.Decode(o)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		require.NoError(t, err, path)
+		require.NotEmpty(t, o.Kind, path)
+		require.NotEmpty(t, o.Metadata.Name, path)
+		objs = append(objs, o)
+	}
 }
 
 type container struct {

@@ -1,7 +1,9 @@
 // Package demo narrates one split-brain incident from partition to recovery on a simulated
 // 5-node cluster: what `make demo` shows a newcomer. It starts the stack (internal/stack), injects
 // a 3|2 partition, prints every step the responder takes as it happens, gives the approval a human
-// would give (and says so), heals the network, and ends with the invariant report.
+// would give (and says so), heals the network, and ends with the invariant report. With HA
+// (`make demo-ha`) three responders share an etcd store; the demo kills the cluster's leader at
+// the recovery gate and another replica finishes the incident.
 package demo
 
 import (
@@ -30,7 +32,16 @@ type Options struct {
 	Keep bool
 	// Verbose prints every node command in full instead of one summary per command and step.
 	Verbose bool
+	// HA runs three responders on a Debian etcd (etcd-server) and kills the cluster's leader
+	// (SIGKILL) at the recovery gate: another replica takes over and finishes.
+	HA bool
+	// Bare never starts Prometheus and Alertmanager, even when installed: the demo delivers the
+	// webhook itself (what it does anyway when they are missing). Tests use it.
+	Bare bool
 }
+
+// haLeaseTTL is the HA demo's --ha.lease-ttl: short, so the takeover is quick to watch.
+const haLeaseTTL = 5 * time.Second
 
 // Run runs the demo, writing the narration to w.
 func Run(ctx context.Context, o Options, w io.Writer) error {
@@ -44,16 +55,23 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 
 	_, promErr := stack.LookPath("prometheus")
 	_, amErr := stack.LookPath("prometheus-alertmanager", "alertmanager")
-	observability := promErr == nil && amErr == nil
-	if !observability {
+	observability := promErr == nil && amErr == nil && !o.Bare
+	if !observability && !o.Bare {
 		n.say("Prometheus and/or Alertmanager are not installed: the demo will deliver the")
 		n.say("ZMY_Quorum_Down webhook itself, exactly as Alertmanager would. For the full chain:")
 		n.say("  sudo apt-get install prometheus prometheus-alertmanager")
 	}
-	n.say("Starting a simulated 5-node ZMY cluster and zmy-responder on 127.0.0.1 …")
+	replicas := 1
+	if o.HA {
+		replicas = 3
+		n.say("Starting a simulated 5-node ZMY cluster, etcd, and three zmy-responder replicas sharing")
+		n.say("their incidents in it (--storage.backend=etcd, --ha.lease-ttl=%s), on 127.0.0.1 …", haLeaseTTL)
+	} else {
+		n.say("Starting a simulated 5-node ZMY cluster and zmy-responder on 127.0.0.1 …")
+	}
 	s, err := stack.Start(ctx, stack.Options{
 		Dir: o.Dir, RepoRoot: o.RepoRoot, BinDir: o.BinDir, Cluster: "demo", Nodes: 5,
-		Observability: observability,
+		Observability: observability, Replicas: replicas, LeaseTTL: haLeaseTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("start the demo stack: %w", err)
@@ -62,7 +80,16 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		n.say("Tearing everything down …")
 		s.Close()
 	}()
-	n.say("  responder     %s  (API /api/v1/incidents, metrics /metrics)", s.ResponderURL)
+	for _, r := range s.Replicas {
+		if r.Name == "" {
+			n.say("  responder     %s  (API /api/v1/incidents, metrics /metrics)", r.URL)
+		} else {
+			n.say("  responder %s  %s  (API /api/v1/incidents, metrics /metrics)", r.Name, r.URL)
+		}
+	}
+	if s.EtcdURL != "" {
+		n.say("  etcd          %s  (incidents under /zmy-responder/)", s.EtcdURL)
+	}
 	if observability {
 		n.say("  prometheus    %s", s.PrometheusURL)
 		n.say("  alertmanager  %s", s.AlertmanagerURL)
@@ -72,6 +99,14 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 	var plan map[string]any
 	if err := stack.GetJSON(ctx, s.ResponderURL+"/api/v1/clusters/demo/plan", &plan); err == nil {
 		n.say("Dry run on the healthy cluster (GET /api/v1/clusters/demo/plan): verdict %v", verdictKind(plan))
+	}
+	if o.HA {
+		lead, err := waitLeader(ctx, s, -1)
+		if err != nil {
+			return err
+		}
+		n.say("Replica %s leads cluster demo (zmy_responder_leader{cluster=\"demo\"} 1): only it probes and", s.Replicas[lead].Name)
+		n.say("acts on the cluster; every replica takes webhooks and answers the API.")
 	}
 
 	n.say("")
@@ -86,13 +121,30 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		n.say("and for Alertmanager to deliver it to the responder …")
 	} else {
 		time.Sleep(2 * time.Second)
-		if err := deliverAlert(ctx, s.ResponderURL+"/webhook", "demo"); err != nil {
-			return err
+		for _, r := range s.Replicas {
+			if err := deliverAlert(ctx, r.URL+"/webhook", "demo"); err != nil {
+				return err
+			}
 		}
-		n.say("Delivered ZMY_Quorum_Down{cluster=\"demo\",job=\"zmy\"} to POST /webhook.")
+		if o.HA {
+			n.say("Delivered ZMY_Quorum_Down{cluster=\"demo\",job=\"zmy\"} to POST /webhook of every replica,")
+			n.say("as Alertmanager does with one URL per replica: they attach to one incident.")
+		} else {
+			n.say("Delivered ZMY_Quorum_Down{cluster=\"demo\",job=\"zmy\"} to POST /webhook.")
+		}
 	}
 
-	inc, err := n.follow(ctx, s, partitionAt)
+	var (
+		atGate func(context.Context) error
+		killed string
+	)
+	if o.HA {
+		atGate = func(ctx context.Context) (err error) {
+			killed, err = n.killLeader(ctx, s)
+			return err
+		}
+	}
+	inc, err := n.follow(ctx, s, partitionAt, atGate)
 	if err != nil {
 		return err
 	}
@@ -100,6 +152,11 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 	n.say("Incident %s closed: outcome %s — %s", inc.ID, inc.Outcome, inc.Reason)
 	if inc.ContainedAt != nil {
 		n.say("Partition to all nodes suspended: %s", inc.ContainedAt.Sub(partitionAt).Round(10*time.Millisecond))
+	}
+	if o.HA {
+		if err := n.commandsByReplica(ctx, s, partitionAt, killed, 5); err != nil {
+			return err
+		}
 	}
 	out, invErr := s.Zmysim(ctx, "invariants")
 	n.say("Simulator invariant report (zmysim invariants): %s", strings.TrimSpace(out))
@@ -111,10 +168,18 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 		n.say("Everything keeps running until you press Ctrl-C. Where to look:")
 	} else {
 		n.say("Where to look — while it runs: everything is torn down when the demo ends; to keep it")
-		n.say("running, `make demo DEMO_ARGS=--keep` (or bin/zmy-demo --keep) and press Ctrl-C when done:")
+		target, flags := "demo", ""
+		if o.HA {
+			target, flags = "demo-ha", " --ha"
+		}
+		n.say("running, `make %s DEMO_ARGS=--keep` (or bin/zmy-demo%s --keep) and press Ctrl-C when done:", target, flags)
 	}
-	n.say("  curl -s %s/api/v1/incidents/%s | jq .", s.ResponderURL, inc.ID)
-	n.say("  curl -s %s/metrics | grep ^zmy_responder_", s.ResponderURL)
+	live := liveURL(s)
+	n.say("  curl -s %s/api/v1/incidents/%s | jq .", live, inc.ID)
+	n.say("  curl -s %s/metrics | grep ^zmy_responder_", live)
+	if o.HA {
+		n.say("  curl -s %s/metrics | grep -E '^zmy_responder_leader'   # on each replica", live)
+	}
 	n.say("  %s audit --admin-address %s   # every command the nodes received", filepath.Join(o.BinDir, "zmysim"), s.SimAdmin)
 	if observability {
 		n.say("  %s/alerts and %s/#/silences", s.PrometheusURL, s.AlertmanagerURL)
@@ -131,8 +196,9 @@ func Run(ctx context.Context, o Options, w io.Writer) error {
 }
 
 // follow prints the incident's timeline as it grows, heals and approves at the gate, and returns
-// the closed incident.
-func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) (*incident.Incident, error) {
+// the closed incident. atGate, when set, runs once when the incident first waits at the gate,
+// before the heal. It reads the incident from any live replica.
+func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time, atGate func(context.Context) error) (*incident.Incident, error) {
 	var (
 		id       string
 		healed   bool
@@ -147,7 +213,7 @@ func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) 
 		case <-tick.C:
 		}
 		if id == "" {
-			incs, err := listIncidents(ctx, s.ResponderURL)
+			incs, err := listIncidents(ctx, liveURL(s))
 			if err != nil {
 				continue
 			}
@@ -163,13 +229,19 @@ func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) 
 			}
 		}
 		var inc incident.Incident
-		if err := stack.GetJSON(ctx, s.ResponderURL+"/api/v1/incidents/"+id, &inc); err != nil {
+		if err := stack.GetJSON(ctx, liveURL(s)+"/api/v1/incidents/"+id, &inc); err != nil {
 			continue
 		}
 		for _, l := range n.progress.next(&inc) {
 			n.say("%s", l)
 		}
 		if inc.Verdict != nil && inc.Step == incident.StepAwaitingRecovery && !healed {
+			if atGate != nil {
+				if err := atGate(ctx); err != nil {
+					return nil, err
+				}
+				atGate = nil
+			}
 			n.say("")
 			n.say("The responder waits at the recovery gate (SOP-ZMY-005): network converged, etcd healthy,")
 			n.say("and a human's approval. The demo plays the network team and heals the partition …")
@@ -181,9 +253,10 @@ func (n *narrator) follow(ctx context.Context, s *stack.Stack, since time.Time) 
 		}
 		if healed && !approved && inc.Step == incident.StepAwaitingRecovery {
 			n.say("… and the on-call engineer: the demo approves the recovery ON YOUR BEHALF via")
-			n.say("  POST %s/api/v1/incidents/%s/approve", s.ResponderURL, id)
+			base := liveURL(s)
+			n.say("  POST %s/api/v1/incidents/%s/approve", base, id)
 			body := map[string]string{"by": "make-demo", "reason": "demo: network team confirmed the link is back"}
-			if err := stack.PostJSON(ctx, s.ResponderURL+"/api/v1/incidents/"+id+"/approve", body, nil); err != nil {
+			if err := stack.PostJSON(ctx, base+"/api/v1/incidents/"+id+"/approve", body, nil); err != nil {
 				n.say("  approve failed: %v (will retry)", err)
 			} else {
 				approved = true

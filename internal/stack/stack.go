@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,11 @@ type Options struct {
 	Nodes         int    // default 5
 	WriteRate     int    // writes/s of the simulated load; default 50
 	Observability bool   // also start Prometheus and Alertmanager
+	// Replicas > 1 runs that many responders, r1 … rN, sharing a Debian etcd (etcd-server) as
+	// their store (--storage.backend=etcd): one leader per cluster, the others take over.
+	// 0 or 1: one responder on the embedded journal.
+	Replicas int
+	LeaseTTL time.Duration // --ha.lease-ttl with Replicas > 1; default 5s
 	// ResponderConfig patches the generated responder config (YAML maps) before it starts.
 	ResponderConfig func(cfg map[string]any)
 }
@@ -34,14 +40,23 @@ type Options struct {
 type Stack struct {
 	opts Options
 
-	Sim, Responder, Prometheus, Alertmanager *Process
+	Sim, Responder, Prometheus, Alertmanager, Etcd *Process // Responder: the first replica's
 
-	SimAdmin        string // host:port of zmysim's control API
-	ResponderURL    string // http://127.0.0.1:P
-	PrometheusURL   string // "" without Observability
-	AlertmanagerURL string // "" without Observability
-	ConfigPath      string // the responder's config
-	responderArgs   []string
+	SimAdmin        string     // host:port of zmysim's control API
+	ResponderURL    string     // http://127.0.0.1:P, the first replica's
+	Replicas        []*Replica // every responder; one with the embedded journal
+	EtcdURL         string     // the replicas' store with Replicas > 1, else ""
+	PrometheusURL   string     // "" without Observability
+	AlertmanagerURL string     // "" without Observability
+	ConfigPath      string     // the responder's config
+}
+
+// Replica is one zmy-responder process of the stack.
+type Replica struct {
+	Name     string // --ha.replica with an etcd store ("r1", …); "" on the embedded journal
+	URL      string // http://127.0.0.1:P
+	*Process        // the current run (nil before the first); Kill it as a crash would
+	args     []string
 }
 
 // Start brings the stack up and waits until every part answers; on error it tears down what it
@@ -56,6 +71,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if o.WriteRate == 0 {
 		o.WriteRate = 50
 	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 5 * time.Second
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("stack dir: %w", err)
 	}
@@ -65,8 +83,16 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			s.Close()
 		}
 	}()
+	if err := s.allocReplicas(); err != nil {
+		return s, err
+	}
 	if o.Observability {
 		if err := s.startAlertmanager(ctx); err != nil {
+			return s, err
+		}
+	}
+	if o.Replicas > 1 {
+		if err := s.startEtcd(ctx); err != nil {
 			return s, err
 		}
 	}
@@ -76,8 +102,10 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err := s.writeResponderConfig(); err != nil {
 		return s, err
 	}
-	if err := s.StartResponder(ctx); err != nil {
-		return s, err
+	for i := range s.Replicas {
+		if err := s.StartReplica(ctx, i); err != nil {
+			return s, err
+		}
 	}
 	if o.Observability {
 		if err := s.startPrometheus(ctx); err != nil {
@@ -89,9 +117,59 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 
 // Close stops every process, newest first.
 func (s *Stack) Close() {
-	for _, p := range []*Process{s.Prometheus, s.Responder, s.Sim, s.Alertmanager} {
+	s.Prometheus.Stop(5 * time.Second)
+	for _, r := range s.Replicas {
+		r.Process.Stop(5 * time.Second)
+	}
+	for _, p := range []*Process{s.Sim, s.Etcd, s.Alertmanager} {
 		p.Stop(5 * time.Second)
 	}
+}
+
+// allocReplicas names the responders and gives each a loopback port.
+func (s *Stack) allocReplicas() error {
+	n := max(s.opts.Replicas, 1)
+	for i := range n {
+		port, err := FreePort()
+		if err != nil {
+			return err
+		}
+		r := &Replica{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		if s.opts.Replicas > 1 {
+			r.Name = fmt.Sprintf("r%d", i+1)
+		}
+		s.Replicas = append(s.Replicas, r)
+	}
+	s.ResponderURL = s.Replicas[0].URL
+	return nil
+}
+
+// startEtcd runs a one-member Debian etcd for the replicas' shared store.
+func (s *Stack) startEtcd(ctx context.Context) error {
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		return fmt.Errorf("etcd is not installed (apt-get install etcd-server): %w", err)
+	}
+	client, err := FreePort()
+	if err != nil {
+		return err
+	}
+	peer, err := FreePort()
+	if err != nil {
+		return err
+	}
+	s.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", client)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	s.Etcd, err = start(s.opts.Dir, "etcd", []string{bin, "--name=stack",
+		"--data-dir=" + filepath.Join(s.opts.Dir, "etcd-data"),
+		"--listen-client-urls=" + s.EtcdURL, "--advertise-client-urls=" + s.EtcdURL,
+		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=stack=" + peerURL, "--log-level=warn", "--logger=zap",
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return waitHTTP(ctx, s.Etcd, s.EtcdURL+"/health")
 }
 
 func (s *Stack) bin(name string) string { return filepath.Join(s.opts.BinDir, name) }
@@ -105,12 +183,12 @@ func (s *Stack) startAlertmanager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	webPort, err := FreePort()
-	if err != nil {
-		return err
-	}
 	s.AlertmanagerURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.ResponderURL = fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	// One webhook per replica: each journals the alert, duplicates attach to one incident.
+	var hooks strings.Builder
+	for _, r := range s.Replicas {
+		fmt.Fprintf(&hooks, "      - url: %s/webhook\n        send_resolved: true\n", r.URL)
+	}
 	// group_wait and group_interval are short so the e2e chain is fast; send_resolved lets the
 	// responder see the alert end.
 	// As in deploy/alertmanager.yml, only ZMY_Quorum_Down (SOP-ZMY-001) goes to the responder;
@@ -128,9 +206,7 @@ receivers:
   - name: humans
   - name: zmy-responder
     webhook_configs:
-      - url: %s/webhook
-        send_resolved: true
-`, s.ResponderURL)
+%s`, hooks.String())
 	path := filepath.Join(s.opts.Dir, "alertmanager.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("alertmanager config: %w", err)
@@ -199,13 +275,6 @@ func (s *Stack) writeResponderConfig() error {
 	if err := yaml.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("parse generated responder config: %w", err)
 	}
-	if s.ResponderURL == "" {
-		port, err := FreePort()
-		if err != nil {
-			return err
-		}
-		s.ResponderURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	}
 	cfg["api"] = map[string]any{"external_url": s.ResponderURL}
 	cfg["remediation"] = map[string]any{
 		"gate_poll":      "500ms",
@@ -224,30 +293,79 @@ func (s *Stack) writeResponderConfig() error {
 	return os.WriteFile(s.ConfigPath, out, 0o644)
 }
 
-// StartResponder starts (or restarts after Kill) the daemon on the same ports and storage.
-func (s *Stack) StartResponder(ctx context.Context) error {
-	if s.responderArgs == nil {
+// StartReplica starts (or restarts after Kill) responder i on its port and storage, and waits
+// until it is ready.
+func (s *Stack) StartReplica(ctx context.Context, i int) error {
+	r := s.Replicas[i]
+	if r.args == nil {
 		grpcPort, err := FreePort()
 		if err != nil {
 			return err
 		}
-		u, err := url.Parse(s.ResponderURL)
+		u, err := url.Parse(r.URL)
 		if err != nil {
 			return fmt.Errorf("responder url: %w", err)
 		}
-		s.responderArgs = []string{s.bin("zmy-responder"),
+		r.args = []string{s.bin("zmy-responder"),
 			"--config.file=" + s.ConfigPath,
 			"--web.listen-address=" + u.Host,
 			fmt.Sprintf("--grpc.listen-address=127.0.0.1:%d", grpcPort),
-			"--storage.path=" + filepath.Join(s.opts.Dir, "responder-data"),
+		}
+		if s.EtcdURL == "" {
+			r.args = append(r.args, "--storage.path="+filepath.Join(s.opts.Dir, "responder-data"))
+		} else {
+			r.args = append(r.args, "--storage.backend=etcd", "--storage.etcd.endpoints="+s.EtcdURL,
+				"--ha.replica="+r.Name, "--ha.lease-ttl="+s.opts.LeaseTTL.String())
 		}
 	}
-	var err error
-	s.Responder, err = start(s.opts.Dir, "zmy-responder", s.responderArgs, nil)
+	name := "zmy-responder"
+	if r.Name != "" {
+		name += "-" + r.Name
+	}
+	p, err := start(s.opts.Dir, name, r.args, nil)
 	if err != nil {
 		return err
 	}
-	return waitHTTP(ctx, s.Responder, s.ResponderURL+"/-/ready")
+	r.Process = p
+	if i == 0 {
+		s.Responder = p
+	}
+	return waitHTTP(ctx, p, r.URL+"/-/ready")
+}
+
+// Leader is the index of the replica that says it leads cluster (zmy_responder_leader), or
+// -1 when none does right now. With one replica on the embedded journal it is always 0.
+func (s *Stack) Leader(ctx context.Context, cluster string) int {
+	if s.EtcdURL == "" {
+		return 0
+	}
+	want := fmt.Sprintf("zmy_responder_leader{cluster=%q} 1", cluster)
+	for i, r := range s.Replicas {
+		if r.Process == nil || r.Exited() {
+			continue
+		}
+		body, err := getText(ctx, r.URL+"/metrics")
+		if err == nil && slices.Contains(strings.Split(body, "\n"), want) {
+			return i
+		}
+	}
+	return -1
+}
+
+func getText(ctx context.Context, u string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return string(b), err
 }
 
 func (s *Stack) startPrometheus(ctx context.Context) error {
@@ -261,7 +379,11 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 	}
 	s.PrometheusURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	rules, _ := filepath.Glob(filepath.Join(s.opts.RepoRoot, "rules", "*.yml"))
-	ru, _ := url.Parse(s.ResponderURL)
+	var targets []string
+	for _, r := range s.Replicas {
+		u, _ := url.Parse(r.URL)
+		targets = append(targets, u.Host)
+	}
 	am, _ := url.Parse(s.AlertmanagerURL)
 	cfg := map[string]any{
 		"global":     map[string]any{"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
@@ -272,7 +394,7 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 			map[string]any{"job_name": "zmy", "file_sd_configs": []any{map[string]any{
 				"files": []string{filepath.Join(s.opts.Dir, "zmy-sd.json")}, "refresh_interval": "5s"}}},
 			map[string]any{"job_name": "zmy-responder", "static_configs": []any{map[string]any{
-				"targets": []string{ru.Host}}}},
+				"targets": targets}}},
 		},
 	}
 	out, err := yaml.Marshal(cfg)

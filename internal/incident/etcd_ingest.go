@@ -290,6 +290,7 @@ func (t *etcdIngest) prefetch(ds []Delivery) error {
 			return err
 		}
 		want(t.s.keys.meta(seq))
+		want(t.s.keys.count(seq))
 		want(t.s.keys.alert(seq, alertID{d.Alert.Fingerprint, d.Alert.StartsAt, d.Alert.Status}))
 	}
 	return t.readMany(keys)
@@ -444,6 +445,23 @@ func (t *etcdIngest) alert(seq uint64, id alertID) ([]byte, error) {
 
 func (t *etcdIngest) putAlert(seq uint64, id alertID, v []byte) error {
 	t.put(t.s.keys.alert(seq, id), v)
+	return nil
+}
+
+func (t *etcdIngest) counts(seq uint64) (alertCounts, bool, error) {
+	v, err := t.get(t.s.keys.count(seq))
+	if err != nil || v == nil {
+		return alertCounts{}, false, err
+	}
+	c, err := decodeCounts(v)
+	if err != nil {
+		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
+	}
+	return c, true, nil
+}
+
+func (t *etcdIngest) putCounts(seq uint64, c alertCounts) error {
+	t.put(t.s.keys.count(seq), c.encode())
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 //	latest/<cluster>/<alertname>          sequence of the group's newest incident
 //	incidents/<seq>/head                  the record without alerts and long lists, and its parts
 //	incidents/<seq>/meta                  one byte: open, unknown cluster, resolved (ingest's view)
+//	incidents/<seq>/count                 alerts stored and deliveries dropped by the cap (16 bytes)
 //	incidents/<seq>/part/<hash>           a piece of a long list (evidence, commands, timeline)
 //	incidents/<seq>/alert/<fp>/<t>/<st>   one alert: delivery count, last seen, the record
 //	state/<key>                           the documents of GetState/UpdateState
@@ -46,6 +47,9 @@ func (k etcdKeys) incident(seq uint64) string {
 
 func (k etcdKeys) head(seq uint64) string { return k.incident(seq) + "head" }
 func (k etcdKeys) meta(seq uint64) string { return k.incident(seq) + "meta" }
+
+// count is outside [head, recordEnd) and the alerts directory.
+func (k etcdKeys) count(seq uint64) string { return k.incident(seq) + "count" }
 
 func (k etcdKeys) part(seq uint64, hash string) string { return k.incident(seq) + "part/" + hash }
 

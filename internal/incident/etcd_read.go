@@ -148,9 +148,16 @@ func (s *EtcdStore) decodeIncident(seq uint64, kvs []*mvccpb.KeyValue) (*Inciden
 	if err != nil {
 		return nil, nil, err
 	}
-	alerts := s.keys.alerts(seq)
+	alerts, count := s.keys.alerts(seq), s.keys.count(seq)
 	inc.Alerts = []AlertRecord{}
 	for _, kv := range kvs {
+		if string(kv.Key) == count {
+			c, err := decodeCounts(kv.Value)
+			if err != nil {
+				return nil, nil, fmt.Errorf("incident %s: %w", inc.ID, err)
+			}
+			inc.DroppedAlerts = int(c.dropped)
+		}
 		if !bytes.HasPrefix(kv.Key, []byte(alerts)) {
 			continue
 		}

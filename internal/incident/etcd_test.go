@@ -38,7 +38,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 	resp, err := cli.Get(ctx, "/", clientv3.WithPrefix())
 	require.NoError(t, err)
 	layout := regexp.MustCompile(`^/zr/(id|seq|open/east%2F1/ZMY_Quorum_Down|latest/east%2F1/ZMY_Quorum_Down|state/breaker/east|` +
-		`incidents/00000000000000000001/(head|meta|part/[0-9a-f]{32}|alert/a%2Fb/[0-9a-f]{24}/firing))$`)
+		`incidents/00000000000000000001/(head|meta|count|part/[0-9a-f]{32}|alert/a%2Fb/[0-9a-f]{24}/firing))$`)
 	seen := map[string]int{}
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)

@@ -73,5 +73,26 @@ func TestIngestLeavesRecordAlone(t *testing.T) {
 	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(seqKey(1)) }))
 	res, err := j.Ingest(ctx, []Delivery{delivery("east", "ccc", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, IngestResult{"inc-000001", false, true}, res[0])
+	require.Equal(t, IngestResult{IncidentID: "inc-000001", Open: true}, res[0])
+}
+
+// An incident journaled before alert counts existed has its alerts counted the first time the
+// cap is checked, then the count is kept.
+func TestAlertCapWithoutCounts(t *testing.T) {
+	ctx := t.Context()
+	j := openTest(t, t.TempDir())
+	for _, fp := range []string{"a", "b", "c"} {
+		_, err := j.Ingest(ctx, []Delivery{delivery("east", fp, "firing", t0)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCounts).Delete(seqKey(1)) }))
+	d := delivery("east", "d", "firing", t0)
+	d.MaxAlerts = 3
+	res, err := j.Ingest(ctx, []Delivery{d})
+	require.NoError(t, err)
+	require.True(t, res[0].Dropped, "the three stored alerts were counted")
+	inc, err := j.Get(ctx, "inc-000001")
+	require.NoError(t, err)
+	require.Len(t, inc.Alerts, 3)
+	require.Equal(t, 1, inc.DroppedAlerts)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +85,8 @@ func Run(t *testing.T, b Backend) {
 		{"IngestResendsStayCompact", testResendsStayCompact},
 		{"IngestResolution", testResolution},
 		{"IngestUnknownCluster", testUnknownCluster},
+		{"IngestAlertCap", testAlertCap},
+		{"IngestAlertCapUnknownCluster", testAlertCapUnknown},
 		{"IngestRejectsBadTimes", testBadTimes},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"IngestAfterAnotherReplicaCloses", testIngestAfterClose},
@@ -253,6 +256,99 @@ func testUnknownCluster(t *testing.T, b Backend) {
 	res3 := ingest(t, s, d)
 	require.True(t, res3[0].Created)
 	require.NotEqual(t, res1[0].IncidentID, res3[0].IncidentID)
+}
+
+// capped is d with a cap of n alerts on its incident.
+func capped(d incident.Delivery, n int) incident.Delivery {
+	d.MaxAlerts = n
+	return d
+}
+
+// testAlertCap: an incident keeps at most MaxAlerts distinct alerts; further new ones are
+// counted, not stored, and the incident says so, once; resends of stored alerts and the
+// resolutions of stored firing alerts are still recorded.
+func testAlertCap(t *testing.T, b Backend) {
+	open := b.New(t)
+	s := open.open(t, Setup{})
+	ingest(t, s, capped(Delivery("east", "a1", "firing", t0), 3), capped(Delivery("east", "a2", "firing", t0), 3))
+	res := ingest(t, s, capped(Delivery("east", "a3", "firing", t0), 3), capped(Delivery("east", "a4", "firing", t0), 3),
+		capped(Delivery("east", "a1", "firing", t0), 3))
+	require.Equal(t, []incident.IngestResult{
+		{IncidentID: "inc-000001", Open: true},
+		{IncidentID: "inc-000001", Open: true, Dropped: true},
+		{IncidentID: "inc-000001", Open: true},
+	}, res)
+	res = ingest(t, s, capped(Delivery("east", "a5", "firing", t0), 3))
+	require.True(t, res[0].Dropped)
+	res = ingest(t, s, capped(Delivery("east", "a4", "firing", t0), 3))
+	require.True(t, res[0].Dropped, "a dropped alert sent again is dropped again")
+
+	inc := get(t, s, "inc-000001")
+	require.Len(t, inc.Alerts, 3)
+	require.Equal(t, 3, inc.DroppedAlerts)
+	require.Equal(t, 2, inc.Alerts[0].Deliveries, "a resend of a stored alert is counted on it")
+	notes := 0
+	for _, e := range inc.Timeline {
+		if strings.Contains(e.Message, "the most it keeps") {
+			notes++
+			require.Contains(t, e.Message, "holds 3 alerts")
+		}
+	}
+	require.Equal(t, 1, notes, "the cap is noted the first time only: %+v", inc.Timeline)
+
+	// An update (the runbook's) does not lose the count, nor does a restart.
+	_, err := s.Update(t.Context(), "inc-000001", func(inc *incident.Incident) error {
+		inc.Step, inc.DroppedAlerts = incident.StepConfirming, 0
+		return nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	s = open.open(t, Setup{})
+	require.Equal(t, 3, get(t, s, "inc-000001").DroppedAlerts)
+
+	// Past the cap, the resolution of a stored alert is kept (the incident learns it resolved);
+	// that of a dropped one is not.
+	res = ingest(t, s, capped(Delivery("east", "a1", "resolved", t0), 3), capped(Delivery("east", "a2", "resolved", t0), 3),
+		capped(Delivery("east", "a4", "resolved", t0), 3))
+	require.Equal(t, []bool{false, false, true}, []bool{res[0].Dropped, res[1].Dropped, res[2].Dropped})
+	require.Nil(t, get(t, s, "inc-000001").ResolvedAt, "a3 still fires")
+	ingest(t, s, capped(Delivery("east", "a3", "resolved", t0), 3))
+	inc = get(t, s, "inc-000001")
+	require.NotNil(t, inc.ResolvedAt)
+	require.Len(t, inc.Alerts, 6)
+	require.Equal(t, 4, inc.DroppedAlerts)
+
+	// The cap is the incident's: another group's incident has its own.
+	res = ingest(t, s, capped(Delivery("west", "w1", "firing", t0), 3))
+	require.Equal(t, incident.IngestResult{IncidentID: "inc-000002", Created: true, Open: true}, res[0])
+	require.Zero(t, get(t, s, "inc-000002").DroppedAlerts)
+}
+
+// testAlertCapUnknown: an unknown cluster's incident keeps DefaultMaxAlertsUnknownCluster
+// alerts unless told otherwise; a known cluster's, DefaultMaxAlerts.
+func testAlertCapUnknown(t *testing.T, b Backend) {
+	s := b.New(t).open(t, Setup{})
+	n := incident.DefaultMaxAlertsUnknownCluster + 20
+	ds := make([]incident.Delivery, n)
+	for i := range ds {
+		ds[i] = Delivery("ghost", fmt.Sprintf("fp%04d", i), "firing", t0)
+		ds[i].Known = false
+	}
+	res := ingest(t, s, ds...)
+	require.False(t, res[incident.DefaultMaxAlertsUnknownCluster-1].Dropped)
+	require.True(t, res[incident.DefaultMaxAlertsUnknownCluster].Dropped)
+	inc := get(t, s, res[0].IncidentID)
+	require.Len(t, inc.Alerts, incident.DefaultMaxAlertsUnknownCluster)
+	require.Equal(t, 20, inc.DroppedAlerts)
+
+	for i := range ds {
+		ds[i].Known = true
+	}
+	res = ingest(t, s, ds...)
+	require.True(t, res[0].Created)
+	inc = get(t, s, res[0].IncidentID)
+	require.Len(t, inc.Alerts, n, "a known cluster's default cap is higher")
+	require.Zero(t, inc.DroppedAlerts)
 }
 
 // A delivery that no store can keep fails its own call, with nothing written.

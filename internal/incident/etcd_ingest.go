@@ -183,6 +183,12 @@ func (s *EtcdStore) ingestTxn(ctx context.Context, ds []Delivery, now time.Time)
 			return nil, err
 		}
 		res, err := ingest(tx, ds, now)
+		if errors.Is(err, ErrNotFound) && attempt < 3 {
+			// Routed by a remembered pointer to an incident Prune deleted since (here or on
+			// another replica): read everything afresh.
+			s.known = nil
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

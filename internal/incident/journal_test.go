@@ -96,3 +96,27 @@ func TestAlertCapWithoutCounts(t *testing.T) {
 	require.Len(t, inc.Alerts, 3)
 	require.Equal(t, 1, inc.DroppedAlerts)
 }
+
+// Pruned, an incident leaves nothing behind in any bucket but the prune count.
+func TestPruneLeavesNothing(t *testing.T) {
+	ctx := t.Context()
+	j := openTest(t, t.TempDir())
+	d := delivery("east", "a", "firing", t0)
+	d.MaxAlerts = 1
+	_, err := j.Ingest(ctx, []Delivery{d, delivery("east", "b", "firing", t0)})
+	require.NoError(t, err)
+	_, err = j.Update(ctx, "inc-000001", func(inc *Incident) error {
+		inc.Step, inc.Outcome = StepClosed, OutcomeRecovered
+		return nil
+	})
+	require.NoError(t, err)
+	n, err := j.Prune(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, j.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketCounts} {
+			require.Zero(t, tx.Bucket(b).Stats().KeyN, "bucket %s", b)
+		}
+		return nil
+	}))
+}

@@ -101,6 +101,7 @@ func Run(t *testing.T, b Backend) {
 		{"Metrics", testMetrics},
 		{"Ping", testPing},
 		{"Page", testPage},
+		{"Prune", testPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, b) })
@@ -707,7 +708,7 @@ func testMetrics(t *testing.T, b Backend) {
 	_, err := s.Update(t.Context(), "inc-000001", func(*incident.Incident) error { return nil })
 	require.NoError(t, err)
 	get(t, s, "inc-000001")
-	require.Equal(t, 6, testutil.CollectAndCount(reg, "zmy_responder_storage_request_duration_seconds"), "one series per op, from the start")
+	require.Equal(t, 7, testutil.CollectAndCount(reg, "zmy_responder_storage_request_duration_seconds"), "one series per op, from the start")
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "zmy_responder_journal_write_duration_seconds"))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
@@ -722,7 +723,7 @@ func testMetrics(t *testing.T, b Backend) {
 			}
 		}
 	}
-	require.Equal(t, map[string]uint64{"write": 2, "ingest": 1, "update": 1, "get": 1, "list": 0, "get_state": 0, "update_state": 0}, counts)
+	require.Equal(t, map[string]uint64{"write": 2, "ingest": 1, "update": 1, "get": 1, "list": 0, "get_state": 0, "update_state": 0, "prune": 0}, counts)
 }
 
 // testPing: a store answers Ping while it is open, and not once closed (readiness).
@@ -781,4 +782,115 @@ func summaryIDs(p *incident.Page) []string {
 		out[i] = s.ID
 	}
 	return out
+}
+
+// clock is a settable Now for stores under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// testPrune: Prune deletes the incidents closed before the cutoff, with their alerts, and only
+// those: an open incident is kept however old, a recently closed one is kept; the group of a
+// pruned incident starts afresh; the counts follow.
+func testPrune(t *testing.T, b Backend) {
+	ctx := t.Context()
+	clk := &clock{t: t0}
+	open := b.New(t)
+	s := open.open(t, Setup{Now: clk.Now})
+	closeInc := func(id string) {
+		t.Helper()
+		_, err := s.Update(ctx, id, func(inc *incident.Incident) error {
+			inc.Step, inc.Outcome = incident.StepClosed, incident.OutcomeRecovered
+			return nil
+		})
+		require.NoError(t, err)
+	}
+
+	// Old: 70 closed incidents (more than one batch), one of them over its alert cap; one
+	// unknown cluster's; one open since then.
+	var old []incident.Delivery
+	for i := range 70 {
+		old = append(old, Delivery(fmt.Sprintf("old%02d", i), "aaa", "firing", t0))
+	}
+	ghost := Delivery("ghost", "ggg", "firing", t0)
+	ghost.Known = false
+	res := ingest(t, s, append(old, ghost, Delivery("still-open", "ooo", "firing", t0))...)
+	ingest(t, s, capped(Delivery("old00", "bbb", "firing", t0), 1), capped(Delivery("old00", "ccc", "firing", t0), 1))
+	clk.Set(t0.Add(time.Hour))
+	for _, r := range res[:70] {
+		closeInc(r.IncidentID)
+	}
+	ghostID, openID := res[70].IncidentID, res[71].IncidentID
+
+	// Recent: closed 40 days later.
+	clk.Set(t0.Add(40 * 24 * time.Hour))
+	recent := ingest(t, s, Delivery("recent", "rrr", "firing", clk.Now()))[0].IncidentID
+	closeInc(recent)
+	openN, total, err := s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 73}, []int{openN, total})
+
+	n, err := s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 71, n, "70 closed and the unknown cluster's")
+	for _, r := range res[:71] {
+		_, err := s.Get(ctx, r.IncidentID)
+		require.ErrorIs(t, err, incident.ErrNotFound, r.IncidentID)
+	}
+	require.True(t, get(t, s, openID).Open(), "an open incident is never pruned")
+	require.Equal(t, incident.StepClosed, get(t, s, recent).Step, "closed within the retention: kept")
+	all, err := s.List(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	page, err := s.Page(ctx, incident.PageQuery{})
+	require.NoError(t, err)
+	require.Equal(t, []string{recent, openID}, summaryIDs(page))
+	openN, total, err = s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, []int{openN, total})
+
+	n, err = s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing more to prune")
+
+	// The pruned incidents' groups start afresh: a late resolution and a new firing alert
+	// open new incidents, the old alerts gone with their incident.
+	res = ingest(t, s, Delivery("old00", "aaa", "resolved", t0), Delivery("old01", "aaa", "firing", t0), ghost)
+	for _, r := range res {
+		require.True(t, r.Created, "%+v", r)
+		inc := get(t, s, r.IncidentID)
+		require.Len(t, inc.Alerts, 1)
+		require.Equal(t, 1, inc.Alerts[0].Deliveries)
+		require.Zero(t, inc.DroppedAlerts)
+	}
+	require.NotEqual(t, ghostID, res[2].IncidentID)
+
+	// Once the open one closes and ages, it goes too; the counts survive a restart.
+	closeInc(openID)
+	require.NoError(t, s.Close())
+	clk.Set(t0.Add(80 * 24 * time.Hour))
+	s = open.open(t, Setup{Now: clk.Now})
+	n, err = s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "the formerly open one, the recent one, and the two closed at once 40 days after t0")
+	openN, total, err = s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 1}, []int{openN, total})
+	all, err = s.List(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, res[1].IncidentID, all[0].ID)
 }

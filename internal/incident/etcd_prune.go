@@ -58,6 +58,7 @@ func (s *EtcdStore) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 			}
 		}
 		if len(batch) > 0 {
+			start := time.Now()
 			err = s.pruneBatch(ctx, batch, newFloor)
 			if errors.Is(err, errConflict) && conflicts < pruneConflicts {
 				conflicts++
@@ -67,6 +68,9 @@ func (s *EtcdStore) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 				return deleted, fmt.Errorf("prune: %w", err)
 			}
 			deleted += len(batch)
+			if err := pace(ctx, time.Since(start)); err != nil {
+				return deleted, err
+			}
 		} else if newFloor > 0 {
 			if err := s.putFloor(ctx, newFloor); err != nil {
 				return deleted, fmt.Errorf("prune: %w", err)

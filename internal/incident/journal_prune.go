@@ -64,9 +64,13 @@ func (j *Journal) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 			return deleted, fmt.Errorf("prune: %w", err)
 		}
 		if len(batch) > 0 {
+			start := time.Now()
 			n, done1, err := j.pruneBatch(batch)
 			deleted += n
 			if err != nil {
+				return deleted, err
+			}
+			if err := pace(ctx, time.Since(start)); err != nil {
 				return deleted, err
 			}
 			if done1 < len(batch) {

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -57,4 +58,17 @@ func summaryOfRecord(seq uint64, rec []byte) (Summary, error) {
 		return s, fmt.Errorf("decode incident %s: %w", FormatID(seq), err)
 	}
 	return s, nil
+}
+
+// pace waits after a batch as long as the batch took (at most a second): pruning then holds the
+// store's write path at most half the time, and ingest waits behind at most one batch.
+func pace(ctx context.Context, took time.Duration) error {
+	t := time.NewTimer(min(took, time.Second))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("prune: %w", ctx.Err())
+	}
 }

@@ -173,7 +173,9 @@ func (t *touched) full(tx ingestTxn) (*Incident, error) {
 // alertname or fingerprint longer than config.MaxNameBytes was cut to fit by
 // prepareDeliveries, and the cut is noted in the incident's timeline when the alert is new: such
 // a value is a permanent input error that a retry cannot fix, and the alert is kept rather than
-// refused. Results are in the order of ds. ds must have passed prepareDeliveries.
+// refused. An incident stores at most a delivery's MaxAlerts distinct alerts: a new alert past
+// that is counted, not stored (admit). Results are in the order of ds. ds must have passed
+// prepareDeliveries.
 func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) {
 	cache := map[uint64]*touched{}
 	var order []*touched

@@ -61,6 +61,9 @@ type Options struct {
 	OnReady func(http, grpc net.Addr)
 	// ShutdownTimeout bounds draining in-flight requests on shutdown. Default 15s.
 	ShutdownTimeout time.Duration
+	// StoreCheckInterval is how often gRPC health asks the incident store whether it answers
+	// (/-/ready asks on every request). Default 5s.
+	StoreCheckInterval time.Duration
 }
 
 // Run serves until ctx is cancelled, then shuts down gracefully: readiness drops, in-flight
@@ -70,6 +73,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StoreCheckInterval <= 0 {
+		opts.StoreCheckInterval = 5 * time.Second
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 15 * time.Second
@@ -218,6 +224,19 @@ func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, 
 
 	srv.SetReady(true)
 	hc.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// gRPC health says what /-/ready says: NOT_SERVING while the incident store does not answer
+	// (etcd without a quorum), so that a load balancer or a Kubernetes gRPC probe stops
+	// sending webhooks that could only be answered 503.
+	g.Go(func() error {
+		followStore(reloadCtx, srv.j, opts.StoreCheckInterval, func(ok bool) {
+			if ok {
+				hc.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			} else {
+				hc.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+		})
+		return nil
+	})
 	var grpcAddr net.Addr
 	if grpcLn != nil {
 		grpcAddr = grpcLn.Addr()
@@ -285,4 +304,29 @@ func addrString(a net.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// followStore pings the store every interval until ctx ends and reports each change of its
+// reachability to set (never more often than it changes).
+func followStore(ctx context.Context, store interface{ Ping(context.Context) error }, interval time.Duration, set func(ok bool)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
+		ok := store.Ping(pctx) == nil
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if ok != last {
+			set(ok)
+			last = ok
+		}
+	}
 }

@@ -37,8 +37,9 @@ type RunbookEnv struct {
 }
 
 // scanEvery is how often a replica sharing the journal looks for incidents and aborts another
-// replica journaled on a cluster it leads.
-const scanEvery = 500 * time.Millisecond
+// replica journaled on a cluster it leads; with etcd it looks at once on the store's watch, and
+// this is the backstop for changes made while the watch was down.
+const scanEvery = 2 * time.Second
 
 // DefaultRunbook is Run's NewRunbook when none is given: detect's prober wired into remediate's
 // engine, and with a shared journal the per-cluster leadership (internal/ha) that decides which
@@ -55,6 +56,7 @@ func DefaultRunbook(env RunbookEnv) (Runbook, func(context.Context) error, error
 		elector *ha.Elector
 		engine  *remediate.Engine
 		scan    time.Duration
+		changes func(context.Context) <-chan struct{}
 	)
 	if env.Etcd != nil {
 		var err error
@@ -66,6 +68,11 @@ func DefaultRunbook(env RunbookEnv) (Runbook, func(context.Context) error, error
 		}
 		elector.SetClusters(clusterNames(env.Config))
 		lead, scan = elector, scanEvery
+		if w, ok := env.Store.(interface {
+			Changes(context.Context) <-chan struct{}
+		}); ok {
+			changes = w.Changes
+		}
 	}
 	watching := func(string) bool { return true }
 	if lead != nil {
@@ -75,7 +82,7 @@ func DefaultRunbook(env RunbookEnv) (Runbook, func(context.Context) error, error
 		Watching: watching})
 	e, err := remediate.NewEngine(env.Config, env.Store, p, remediate.Options{
 		Registerer: env.Registerer, Logger: logger.With("component", "remediate"),
-		Failpoint: failpointFromEnv(logger), Replica: env.Replica, Leadership: lead, Scan: scan,
+		Failpoint: failpointFromEnv(logger), Replica: env.Replica, Leadership: lead, Scan: scan, Changes: changes,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -67,6 +67,9 @@ type Options struct {
 	// ones another replica journaled, and aborts requested there. Replicas sharing a store
 	// need it; a lone replica learns of everything through Kick.
 	Scan time.Duration
+	// Changes, when set with Scan, signals that the store changed (an etcd watch): the engine
+	// then looks at once instead of at the next scan, which remains the backstop.
+	Changes func(ctx context.Context) <-chan struct{}
 }
 
 // Engine runs the runbook: one goroutine per open incident, driven by the journal.
@@ -83,6 +86,7 @@ type Engine struct {
 	replica string
 	lead    Leadership
 	scan    time.Duration
+	changes func(ctx context.Context) <-chan struct{}
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -143,7 +147,7 @@ func NewEngine(cfg *config.Config, j Store, p Prober, opts Options) (*Engine, er
 	}
 	e := &Engine{
 		j: j, p: p, log: opts.Logger, now: opts.Now, m: m, fail: opts.Failpoint, replica: opts.Replica,
-		lead: opts.Leadership, scan: opts.Scan,
+		lead: opts.Leadership, scan: opts.Scan, changes: opts.Changes,
 		runners: map[string]*runner{}, reg: opts.Registerer,
 		sem: newPrioSemaphore(cfg.Remediation.Concurrency),
 	}
@@ -449,10 +453,40 @@ func (e *Engine) followLeadership(ctx context.Context) {
 	}
 }
 
-// scanOpen picks up, every scan interval, open incidents journaled by another replica on a
-// cluster this one leads, and aborts requested there of incidents it runs.
+// changeSettle is how long the engine lets a burst of store changes settle before it looks:
+// at most ten looks a second however busy the store (an ingest storm writes incident records).
+const changeSettle = 100 * time.Millisecond
+
+// scanOpen picks up open incidents journaled by another replica on a cluster this one leads,
+// and aborts requested there of incidents it runs: when the store signals a change, and every
+// scan interval.
 func (e *Engine) scanOpen(ctx context.Context) {
-	for sleep(ctx, e.scan, nil) {
+	var changes <-chan struct{}
+	if e.changes != nil {
+		changes = e.changes(ctx)
+	}
+	t := time.NewTimer(e.scan)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil // the watch is gone with ctx; the timer goes on
+				continue
+			}
+			// A burst of writes (a step, an ingest) is one look: wait for it to settle a little.
+			if !sleep(ctx, changeSettle, nil) {
+				return
+			}
+			select {
+			case <-changes:
+			default:
+			}
+		case <-t.C:
+		}
+		t.Reset(e.scan)
 		if err := e.resumeOpen(ctx, func(inc *incident.Incident) bool {
 			_, err := e.lead.Acting(inc.Cluster)
 			return err == nil

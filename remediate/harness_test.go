@@ -175,8 +175,9 @@ type rig struct {
 	// wrap, when set, stands between the engine and the real prober (e.g. a gate that lies).
 	wrap func(Prober) Prober
 	// lead and scan, when set, are the engine's leadership and scan interval (replicas).
-	lead Leadership
-	scan time.Duration
+	lead    Leadership
+	scan    time.Duration
+	changes func(context.Context) <-chan struct{}
 }
 
 func newRig(t testing.TB, s *simCluster, cfg *config.Config) *rig {
@@ -198,7 +199,7 @@ func (r *rig) start(t testing.TB) {
 	if r.wrap != nil {
 		p = r.wrap(p)
 	}
-	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg, Leadership: r.lead, Scan: r.scan})
+	r.e, err = NewEngine(r.cfg, r.j, p, Options{Registerer: r.reg, Leadership: r.lead, Scan: r.scan, Changes: r.changes})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)

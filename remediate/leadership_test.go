@@ -1,6 +1,7 @@
 package remediate
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -104,4 +105,40 @@ func runbookCommands(audit []sim.AuditEntry) int {
 		}
 	}
 	return n
+}
+
+// An incident another replica journaled is picked up when the store signals a change, not at
+// the next scan (an hour here): replicas learn of each other's writes through the store's watch.
+func TestStoreChangesWakeTheLeader(t *testing.T) {
+	s := startSim(t, "phi", 5, "")
+	cfg := testConfig(t, s)
+	changes := make(chan struct{}, 1)
+	r := &rig{sim: s, cfg: cfg, dir: t.TempDir(), lead: newSwitch(true), scan: time.Hour,
+		changes: func(context.Context) <-chan struct{} { return changes }}
+	r.start(t)
+	t.Cleanup(func() { r.stop(t) })
+
+	require.Eventually(t, func() bool { // past Run's first look at the open incidents
+		r.e.mu.Lock()
+		defer r.e.mu.Unlock()
+		return r.e.ctx != nil
+	}, 10*time.Second, 5*time.Millisecond)
+	// Journaled as another replica's webhook would: no Kick reaches this engine.
+	now := time.Now()
+	res, err := r.j.Ingest(t.Context(), []incident.Delivery{{
+		Cluster: s.name, Alertname: "ZMY_Quorum_Down", Known: true,
+		Alert: incident.AlertRecord{
+			GroupKey: "{}:{alertname=\"ZMY_Quorum_Down\"}", Receiver: "am-0", Fingerprint: "f00dfeed",
+			Status: "firing", StartsAt: now.Add(-time.Minute).Truncate(time.Second), ReceivedAt: now,
+			Labels: map[string]string{"alertname": "ZMY_Quorum_Down", "cluster": s.name},
+		},
+	}})
+	require.NoError(t, err)
+	id := res[0].IncidentID
+	changes <- struct{}{}
+	require.Eventually(t, func() bool {
+		inc, err := r.j.Get(t.Context(), id)
+		require.NoError(t, err)
+		return inc.Step != incident.StepReceived
+	}, 30*time.Second, 20*time.Millisecond, "the signalled change started the incident's runbook")
 }

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,18 +30,9 @@ func StartAlertmanager(t testing.TB, port int, config string) *Alertmanager {
 		}
 		return am
 	}
-	// A free port can be taken by another process between FreePort and Alertmanager's bind (a
-	// busy CI machine runs many tests at once): then it exits at once, and another port is tried.
-	var err error
-	for range 3 {
-		var am *Alertmanager
-		if am, err = startAlertmanager(t, bin, FreePort(t), config); err == nil {
-			return am
-		}
-		t.Logf("alertmanager did not start, trying another port: %v", err)
-	}
-	t.Fatal(err)
-	return nil
+	return onFreePort(t, "alertmanager", func(port int) (*Alertmanager, error) {
+		return startAlertmanager(t, bin, port, config)
+	})
 }
 
 func startAlertmanager(t testing.TB, bin string, port int, config string) (*Alertmanager, error) {
@@ -54,38 +44,5 @@ func startAlertmanager(t testing.TB, bin string, port int, config string) (*Aler
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.external-url="+am.URL,
 		"--cluster.listen-address=", "--log.level=warn")
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start alertmanager: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", log.String())
-		}
-	})
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("alertmanager on port %d exited during start: %v\n%s", port, cmd.ProcessState, log.String())
-		default:
-		}
-		resp, err := http.Get(am.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return am, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("alertmanager not ready at %s after 20s: %v", am.URL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return am, startUntilReady(t, "alertmanager", cmd, am.URL+"/-/ready", 20*time.Second)
 }

@@ -28,45 +28,15 @@ type Prometheus struct {
 func StartPrometheus(t testing.TB, config string) *Prometheus {
 	t.Helper()
 	bin := Binary(t, "prometheus")
-	port := FreePort(t)
-	p := &Prometheus{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o644))
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", log.String())
-		}
+	return onFreePort(t, "prometheus", func(port int) (*Prometheus, error) {
+		p := &Prometheus{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "prometheus.yml")
+		require.NoError(t, os.WriteFile(cfg, []byte(config), 0o644))
+		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
+		return p, startUntilReady(t, "prometheus", cmd, p.URL+"/-/ready", 30*time.Second)
 	})
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited during start: %v\n%s", cmd.ProcessState, log.String())
-		default:
-		}
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready at %s after 30s: %v", p.URL, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Sample is one element of an instant query's vector.

@@ -10,9 +10,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// pruneConflicts is how many times a prune batch is read again after another writer changed
-// what it read, before Prune gives up until its next run.
-const pruneConflicts = 3
+// pruneConflicts is how many times one Prune reads a batch again after another writer changed
+// what it read, before it leaves the rest to its next run.
+const pruneConflicts = 10
 
 // etcdPruneTarget is an incident a prune deletes, with what its transaction compares.
 type etcdPruneTarget struct {
@@ -60,8 +60,12 @@ func (s *EtcdStore) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 		if len(batch) > 0 {
 			start := time.Now()
 			err = s.pruneBatch(ctx, batch, newFloor)
-			if errors.Is(err, errConflict) && conflicts < pruneConflicts {
-				conflicts++
+			if errors.Is(err, errConflict) {
+				if conflicts++; conflicts > pruneConflicts {
+					// Another writer keeps changing these keys, most likely another replica
+					// pruning the same incidents: the next run goes on from the floor.
+					return deleted, nil
+				}
 				continue // read the same range again
 			}
 			if err != nil {

@@ -102,6 +102,7 @@ func Run(t *testing.T, b Backend) {
 		{"Ping", testPing},
 		{"Page", testPage},
 		{"Prune", testPrune},
+		{"PruneConcurrent", testPruneConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, b) })
@@ -893,4 +894,39 @@ func testPrune(t *testing.T, b Backend) {
 	require.NoError(t, err)
 	require.Len(t, all, 1)
 	require.Equal(t, res[1].IncidentID, all[0].ID)
+}
+
+// testPruneConcurrent: two prunes at once (two replicas of a shared store) delete each incident
+// once, and the count of what is stored stays exact; what one leaves, the next run deletes.
+func testPruneConcurrent(t *testing.T, b Backend) {
+	ctx := t.Context()
+	stores := replicas(t, b)
+	var ds []incident.Delivery
+	for i := range 100 {
+		d := Delivery(fmt.Sprintf("c%03d", i), "aaa", "firing", t0)
+		d.Known = false // closed at once
+		ds = append(ds, d)
+	}
+	ingest(t, stores[0], ds...)
+	cutoff := time.Now().Add(time.Hour)
+	var mu sync.Mutex
+	deleted := 0
+	concurrently(t, 2, 1, func(w, _ int) error {
+		n, err := stores[w%len(stores)].Prune(ctx, cutoff)
+		mu.Lock()
+		deleted += n
+		mu.Unlock()
+		return err
+	})
+	n, err := stores[0].Prune(ctx, cutoff)
+	require.NoError(t, err)
+	require.Equal(t, 100, deleted+n, "each incident deleted once")
+	for _, s := range stores {
+		open, total, err := s.IncidentCounts(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []int{0, 0}, []int{open, total})
+		all, err := s.List(ctx, false)
+		require.NoError(t, err)
+		require.Empty(t, all)
+	}
 }

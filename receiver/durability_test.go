@@ -125,7 +125,7 @@ func TestDurabilityKill9(t *testing.T) {
 // an alert that is not on disk. The daemon stays up.
 func TestDurabilityDiskFull(t *testing.T) {
 	storage := t.TempDir()
-	cfg := configFile(t, "webhook: {max_body_bytes: 16777216}\n"+testClusters)
+	cfg := configFile(t, "webhook: {max_body_bytes: 16777216, max_alerts_per_unknown_cluster: 1000000}\n"+testClusters)
 	// bbolt grows the file 16 MiB at a time past its 64 MiB map: the first growth fits under
 	// 20 MB, the second does not, and 10,000-alert notifications reach it in a few requests.
 	d := startDaemon(t, []string{"prlimit", "--fsize=20000000", "--"},

@@ -32,8 +32,11 @@ type metrics struct {
 	// closes those incidents at ingest; the engine counts the others into the same counter.
 	unknownIncidents prometheus.Counter
 	truncated        prometheus.Counter
-	inFlight         prometheus.Gauge
-	open             *openIncidents
+	// alertsDropped counts alerts not stored because their incident held its cap, by cluster
+	// ("" for clusters missing from the configuration: their names are the payload's).
+	alertsDropped *prometheus.CounterVec
+	inFlight      prometheus.Gauge
+	open          *openIncidents
 
 	mu         sync.Mutex
 	alertnames map[string]bool
@@ -57,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, j Journal) (*metrics, error) {
 			Namespace: "zmy_responder", Name: "webhook_truncated_alerts_total",
 			Help: "Alerts Alertmanager left out of notifications (truncatedAlerts, max_alerts).",
 		}),
+		alertsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zmy_responder", Name: "incident_alerts_dropped_total",
+			Help: "Alert deliveries answered 200 but not stored: their incident already held webhook.max_alerts_per_incident distinct alerts (max_alerts_per_unknown_cluster for cluster=\"\", a cluster missing from the configuration).",
+		}, []string{"cluster"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "zmy_responder", Name: "http_requests_in_flight",
 			Help: "HTTP requests being served; shutdown waits for them.",
@@ -70,7 +77,8 @@ func newMetrics(reg prometheus.Registerer, j Journal) (*metrics, error) {
 	for _, s := range []model.AlertStatus{model.AlertFiring, model.AlertResolved} {
 		m.alertsReceived.WithLabelValues("ZMY_Quorum_Down", string(s))
 	}
-	cs := []prometheus.Collector{m.webhookRequests, m.alertsReceived, m.unknownCluster, m.truncated, m.inFlight}
+	m.alertsDropped.WithLabelValues("")
+	cs := []prometheus.Collector{m.webhookRequests, m.alertsReceived, m.unknownCluster, m.truncated, m.alertsDropped, m.inFlight}
 	if j != nil {
 		m.open = &openIncidents{j: j}
 		cs = append(cs, m.open)
@@ -91,8 +99,12 @@ func newMetrics(reg prometheus.Registerer, j Journal) (*metrics, error) {
 	return m, nil
 }
 
-// setClusters makes cfg's clusters the ones incidents_open reports at zero.
+// setClusters makes cfg's clusters the ones incidents_open and incident_alerts_dropped_total
+// report at zero.
 func (m *metrics) setClusters(cfg *config.Config) {
+	for _, c := range cfg.Clusters {
+		m.alertsDropped.WithLabelValues(c.Name)
+	}
 	if m.open == nil {
 		return
 	}

@@ -33,6 +33,9 @@ type Options struct {
 	StorageBackend string   // --storage.backend
 	EtcdEndpoints  []string // --storage.etcd.endpoints
 	EtcdPrefix     string   // --storage.etcd.prefix; default incident.DefaultEtcdPrefix
+	// Retention is how long closed incidents are kept (--storage.retention, DefaultRetention):
+	// older ones are pruned at start and every 10 minutes. 0 keeps every incident.
+	Retention time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -99,6 +102,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 		logger.Info("journal closed")
 	}()
 
+	if opts.Retention < 0 {
+		return fmt.Errorf("--storage.retention=%s: want a duration ≥ 0 (0 keeps every incident)", opts.Retention)
+	}
+	ret, err := newRetention(opts.Registerer, j, opts.Retention, logger)
+	if err != nil {
+		return fmt.Errorf("register journal metrics: %w", err)
+	}
+
 	srv, err := NewServer(cfg, ServerOptions{
 		Journal: j, Logger: logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer,
 	})
@@ -146,10 +157,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return fmt.Errorf("listen on --grpc.listen-address %s: %w", opts.GRPCListenAddress, err)
 		}
 	}
-	return serve(ctx, opts, logger, srv, rel, engineLoop, httpLn, grpcLn)
+	return serve(ctx, opts, logger, srv, rel, ret, engineLoop, httpLn, grpcLn)
 }
 
-func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, rel *reloader,
+func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, rel *reloader, ret *retention,
 	engineLoop func(context.Context) error, httpLn, grpcLn net.Listener) error {
 	hs := &http.Server{
 		Handler:           srv,
@@ -201,6 +212,14 @@ func serve(ctx context.Context, opts Options, logger *slog.Logger, srv *Server, 
 				_ = rel.reload() // logged and counted by reload
 			}
 		}
+	})
+
+	// Pruning runs beside ingest, in short transactions, and stops with the reloads at shutdown.
+	g.Go(func() error {
+		tick := time.NewTicker(pruneEvery)
+		defer tick.Stop()
+		ret.run(reloadCtx, tick.C)
+		return nil
 	})
 
 	srv.SetReady(true)

@@ -37,6 +37,7 @@ type Journal interface {
 type store interface {
 	Journal
 	remediate.Store
+	pruner
 	io.Closer
 }
 

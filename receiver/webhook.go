@@ -161,10 +161,20 @@ func (b *bodyBudget) read(c echo.Context, limit int64) ([]byte, func(), error) {
 // account updates metrics and logs what was journaled.
 func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results []incident.IngestResult) {
 	unknown := map[string]string{} // cluster -> an incident of it
+	dropped := map[string]string{} // incident -> its cluster label value, for alerts dropped by the cap
 	var notes []string
 	for i, d := range ds {
 		notes = append(notes, d.Notes...)
 		s.metrics.alertsReceived.WithLabelValues(s.metrics.alertLabel(d.Alertname), d.Alert.Status).Inc()
+		if results[i].Dropped {
+			// An unknown cluster's name is the payload's: counted under "", as incidents_total does.
+			label := ""
+			if d.Known {
+				label = d.Cluster
+			}
+			s.metrics.alertsDropped.WithLabelValues(label).Inc()
+			dropped[results[i].IncidentID] = d.Cluster
+		}
 		if !d.Known {
 			s.metrics.unknownCluster.Inc()
 			if results[i].Created {
@@ -184,6 +194,11 @@ func (s *Server) account(msg *webhook.Message, ds []incident.Delivery, results [
 				"clusters", strings.Join(r.names, ","), "more_clusters", r.more, "incident", unknown[r.names[0]],
 				"suppressed_clusters", r.suppressed, "group_key", msg.GroupKey)
 		}
+	}
+	if len(dropped) > 0 {
+		ids := slices.Sorted(maps.Keys(dropped))
+		s.logger.Debug("alerts not stored: their incident holds the most alerts it keeps (webhook.max_alerts_per_incident)",
+			"incidents", strings.Join(ids, ","), "cluster", dropped[ids[0]], "group_key", msg.GroupKey)
 	}
 	if len(notes) > 0 {
 		s.logger.Warn("label values too long for the journal were cut to fit; the alerts are journaled with their full labels",
@@ -274,11 +289,17 @@ func toDeliveries(msg *webhook.Message, cfg *config.Config, now time.Time) ([]in
 			}
 			continue
 		}
+		known := cfg.Cluster(cluster) != nil
+		maxAlerts := cfg.Webhook.MaxAlertsPerIncident
+		if !known {
+			maxAlerts = cfg.Webhook.MaxAlertsPerUnknownCluster
+		}
 		ds = append(ds, incident.Delivery{
 			Cluster:   cluster,
 			Alertname: alertname,
-			Known:     cfg.Cluster(cluster) != nil,
+			Known:     known,
 			Truncated: truncated,
+			MaxAlerts: maxAlerts,
 			Alert: incident.AlertRecord{
 				GroupKey:    msg.GroupKey,
 				Receiver:    msg.Receiver,

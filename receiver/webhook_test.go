@@ -219,7 +219,55 @@ func TestWebhookTenThousandAlerts(t *testing.T) {
 	t.Logf("10,000 alerts answered in %s", elapsed)
 	inc, err := env.j.Get(t.Context(), "inc-000001")
 	require.NoError(t, err)
-	require.Len(t, inc.Alerts, 10000)
+	require.Len(t, inc.Alerts, 1000, "webhook.max_alerts_per_incident's default")
+	require.Equal(t, 9000, inc.DroppedAlerts)
+}
+
+// An incident keeps at most webhook.max_alerts_per_incident alerts: a notification over it is
+// answered 200, the rest is counted (on the incident and in incident_alerts_dropped_total), and
+// reading the incident stays small however many alerts are posted. An unknown cluster's
+// incident has its own, smaller cap.
+func TestWebhookAlertCap(t *testing.T) {
+	env := newEnv(t, "webhook: {max_body_bytes: 16777216, max_alerts_per_incident: 20, max_alerts_per_unknown_cluster: 5}\n"+testClusters)
+	dropped := func(cluster string) float64 {
+		return testutil.ToFloat64(env.srv.metrics.alertsDropped.WithLabelValues(cluster))
+	}
+	require.Zero(t, dropped("east"))
+	for n := range 3 {
+		code, resp := env.do(t, http.MethodPost, "/webhook", bigMessageFrom(500, n*500, "east"))
+		require.Equal(t, http.StatusOK, code, "%s", resp)
+		require.JSONEq(t, `{"status":"success","incidents":[{"id":"inc-000001","created":`+fmt.Sprint(n == 0)+`}]}`, string(resp))
+	}
+	require.Equal(t, 1480.0, dropped("east"))
+
+	code, body := env.do(t, http.MethodGet, "/api/v1/incidents/inc-000001", nil)
+	require.Equal(t, http.StatusOK, code)
+	var inc incident.Incident
+	require.NoError(t, json.Unmarshal(body, &inc))
+	require.Len(t, inc.Alerts, 20)
+	require.Equal(t, 1480, inc.DroppedAlerts)
+	require.Contains(t, string(body), `"dropped_alerts":1480`)
+	require.Less(t, len(body), 64<<10, "the incident's JSON does not grow with the alerts posted")
+	var noted []string
+	for _, e := range inc.Timeline {
+		if strings.Contains(e.Message, "dropped_alerts") {
+			noted = append(noted, e.Message)
+		}
+	}
+	require.Len(t, noted, 1, "the cap is noted once: %v", noted)
+
+	// A stored alert sent again is still counted on it, not dropped.
+	code, _ = env.do(t, http.MethodPost, "/webhook", bigMessageFrom(1, 0, "east"))
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, 1480.0, dropped("east"))
+
+	code, resp := env.do(t, http.MethodPost, "/webhook", bigMessageFrom(30, 0, "ghost"))
+	require.Equal(t, http.StatusOK, code, "%s", resp)
+	require.Equal(t, 25.0, dropped(""), "an unknown cluster is counted under cluster=\"\"")
+	ghost, err := env.j.Get(t.Context(), "inc-000002")
+	require.NoError(t, err)
+	require.Len(t, ghost.Alerts, 5)
+	require.Equal(t, 25, ghost.DroppedAlerts)
 }
 
 type kickRecorder struct {

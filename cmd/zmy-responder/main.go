@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,37 +26,62 @@ import (
 
 func main() { os.Exit(run()) }
 
-func run() int {
+// flags are the command line's values.
+type flags struct {
+	configFile, listen, webConfig, grpcListen string
+	storage, backend, etcdURLs, etcdPrefix    string
+	replica                                   string
+	configCheck, listenSet                    bool
+	leaseTTL, retention                       time.Duration
+	log                                       promslog.Config
+}
+
+// newApp defines the command line; parsing it fills the returned flags.
+func newApp() (*kingpin.Application, *flags) {
+	f := &flags{}
 	app := kingpin.New("zmy-responder", "Confirms ZMY split-brains reported by Alertmanager and runs the recovery runbook.")
-	var (
-		configFile  = app.Flag("config.file", "zmy-responder configuration file.").Default("zmy-responder.yml").String()
-		configCheck = app.Flag("config.check", "Validate the configuration file, print OK or the error, and exit.").Bool()
-		listenFlag  = app.Flag("web.listen-address", "Address for the HTTP API, webhook and metrics.").Default(receiver.DefaultListenAddress)
-		listen      = listenFlag.String()
-		webConfig   = app.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").String()
-		grpcListen  = app.Flag("grpc.listen-address", "Address for gRPC health (grpc.health.v1); empty disables it.").Default(":9096").String()
-		storage     = app.Flag("storage.path", "Directory of the incident journal (--storage.backend=bbolt).").Default("data/").String()
-		backend     = app.Flag("storage.backend", "Incident store: bbolt (a file in --storage.path, one replica) or etcd (shared by every replica).").Default(receiver.StorageBBolt).Enum(receiver.StorageBBolt, receiver.StorageEtcd)
-		etcdURLs    = app.Flag("storage.etcd.endpoints", "etcd client URLs, comma-separated (--storage.backend=etcd); TLS and credentials are in the config file's storage section.").String()
-		etcdPrefix  = app.Flag("storage.etcd.prefix", "Key prefix of the incident store in etcd: replicas with the same prefix share incidents.").Default("/zmy-responder/").String()
-		replica     = app.Flag("ha.replica", "This replica's name among the replicas sharing an etcd store, and in ZMY_ACTOR (default: the host name).").Default("").String()
-		leaseTTL    = app.Flag("ha.lease-ttl", "TTL of a replica's leadership session in etcd: a dead leader's clusters go to another replica this long after its last keepalive.").Default("10s").Duration()
-	)
-	logCfg := &promslog.Config{}
-	promslogflag.AddFlags(app, logCfg)
+	app.Flag("config.file", "zmy-responder configuration file.").Default("zmy-responder.yml").StringVar(&f.configFile)
+	app.Flag("config.check", "Validate the configuration file, print OK or the error, and exit.").BoolVar(&f.configCheck)
+	listenFlag := app.Flag("web.listen-address", "Address for the HTTP API, webhook and metrics.").Default(receiver.DefaultListenAddress)
+	listenFlag.StringVar(&f.listen)
+	listenFlag.IsSetByUser(&f.listenSet)
+	app.Flag("web.config.file", "exporter-toolkit web configuration file (TLS, basic auth).").Default("").StringVar(&f.webConfig)
+	app.Flag("grpc.listen-address", "Address for gRPC health (grpc.health.v1); empty disables it.").Default(":9096").StringVar(&f.grpcListen)
+	app.Flag("storage.path", "Directory of the incident journal (--storage.backend=bbolt).").Default("data/").StringVar(&f.storage)
+	app.Flag("storage.backend", "Incident store: bbolt (a file in --storage.path, one replica) or etcd (shared by every replica).").Default(receiver.StorageBBolt).EnumVar(&f.backend, receiver.StorageBBolt, receiver.StorageEtcd)
+	app.Flag("storage.etcd.endpoints", "etcd client URLs, comma-separated (--storage.backend=etcd); TLS and credentials are in the config file's storage section.").StringVar(&f.etcdURLs)
+	app.Flag("storage.etcd.prefix", "Key prefix of the incident store in etcd: replicas with the same prefix share incidents.").Default("/zmy-responder/").StringVar(&f.etcdPrefix)
+	app.Flag("storage.retention", "How long closed incidents are kept: older ones are pruned at start and every 10 minutes (open ones never); 0 keeps every incident.").Default(receiver.DefaultRetention.String()).DurationVar(&f.retention)
+	app.Flag("ha.replica", "This replica's name among the replicas sharing an etcd store, and in ZMY_ACTOR (default: the host name).").Default("").StringVar(&f.replica)
+	app.Flag("ha.lease-ttl", "TTL of a replica's leadership session in etcd: a dead leader's clusters go to another replica this long after its last keepalive.").Default("10s").DurationVar(&f.leaseTTL)
+	promslogflag.AddFlags(app, &f.log)
 	app.Version(version.Print("zmy-responder"))
 	app.HelpFlag.Short('h')
-	listenSet := false
-	listenFlag.IsSetByUser(&listenSet)
-	if _, err := app.Parse(os.Args[1:]); err != nil {
+	return app, f
+}
+
+// parseFlags reads the command line; a negative retention is refused here, before anything starts.
+func parseFlags(args []string) (*flags, error) {
+	app, f := newApp()
+	if _, err := app.Parse(args); err != nil {
+		return nil, err
+	}
+	if f.retention < 0 {
+		return nil, fmt.Errorf("--storage.retention=%s: want a duration ≥ 0 (0 keeps every incident)", f.retention)
+	}
+	return f, nil
+}
+
+func run() int {
+	f, err := parseFlags(os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-
-	if *configCheck {
-		opts := receiver.CheckOptions{ConfigFile: *configFile, WebConfigFile: *webConfig}
-		if listenSet {
-			opts.ListenAddress = *listen
+	if f.configCheck {
+		opts := receiver.CheckOptions{ConfigFile: f.configFile, WebConfigFile: f.webConfig}
+		if f.listenSet {
+			opts.ListenAddress = f.listen
 		}
 		warnings, err := receiver.CheckConfig(opts)
 		if err != nil {
@@ -80,7 +106,7 @@ func run() int {
 		// balloon the heap: near it the collector works harder instead.
 		debug.SetMemoryLimit(384 << 20)
 	}
-	logger := promslog.New(logCfg)
+	logger := promslog.New(&f.log)
 	logger.Info("starting zmy-responder", "version", version.Info(), "build_context", version.BuildContext())
 
 	reg := prometheus.NewRegistry()
@@ -110,17 +136,18 @@ func run() int {
 		}
 	}()
 
-	err := receiver.Run(ctx, receiver.Options{
-		ConfigFile:        *configFile,
-		WebConfigFile:     *webConfig,
-		ListenAddress:     *listen,
-		GRPCListenAddress: *grpcListen,
-		StoragePath:       *storage,
-		StorageBackend:    *backend,
-		EtcdEndpoints:     splitList(*etcdURLs),
-		EtcdPrefix:        *etcdPrefix,
-		Replica:           *replica,
-		LeaseTTL:          *leaseTTL,
+	err = receiver.Run(ctx, receiver.Options{
+		ConfigFile:        f.configFile,
+		WebConfigFile:     f.webConfig,
+		ListenAddress:     f.listen,
+		GRPCListenAddress: f.grpcListen,
+		StoragePath:       f.storage,
+		StorageBackend:    f.backend,
+		EtcdEndpoints:     splitList(f.etcdURLs),
+		EtcdPrefix:        f.etcdPrefix,
+		Retention:         f.retention,
+		Replica:           f.replica,
+		LeaseTTL:          f.leaseTTL,
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,

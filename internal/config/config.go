@@ -66,9 +66,15 @@ type BasicAuthConfig struct {
 type WebhookConfig struct {
 	// ClusterLabels are the alert label names that identify the cluster, tried in order; the first
 	// present names it. Default ["cluster"].
-	ClusterLabels []string   `yaml:"cluster_labels"`
-	MaxBodyBytes  int64      `yaml:"max_body_bytes"` // default 1 MiB; larger bodies get 413
-	Auth          AuthConfig `yaml:"auth"`
+	ClusterLabels []string `yaml:"cluster_labels"`
+	MaxBodyBytes  int64    `yaml:"max_body_bytes"` // default 1 MiB; larger bodies get 413
+	// MaxAlertsPerIncident is the most distinct alerts one incident stores (default 1000);
+	// further new alerts are counted on the incident (dropped_alerts), answered 200, not stored.
+	MaxAlertsPerIncident int `yaml:"max_alerts_per_incident"`
+	// MaxAlertsPerUnknownCluster is the same cap for the incident of a cluster missing from the
+	// configuration (default 100): only evidence of a routing mistake.
+	MaxAlertsPerUnknownCluster int        `yaml:"max_alerts_per_unknown_cluster"`
+	Auth                       AuthConfig `yaml:"auth"`
 }
 
 // APIConfig is the incident/cluster API.
@@ -254,7 +260,8 @@ type RedisConfig struct {
 
 // Defaults are the values of every unset field.
 var (
-	DefaultWebhook = WebhookConfig{ClusterLabels: []string{"cluster"}, MaxBodyBytes: 1 << 20}
+	DefaultWebhook = WebhookConfig{ClusterLabels: []string{"cluster"}, MaxBodyBytes: 1 << 20,
+		MaxAlertsPerIncident: 1000, MaxAlertsPerUnknownCluster: 100}
 
 	DefaultAlertmanager = AlertmanagerConfig{
 		Timeout:          model.Duration(5 * time.Second),

@@ -151,6 +151,15 @@ func TestLoadBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(10), cfg.Webhook.MaxBodyBytes)
 	require.Equal(t, []string{"cluster"}, cfg.Webhook.ClusterLabels)
+	require.Equal(t, 1000, cfg.Webhook.MaxAlertsPerIncident)
+	require.Equal(t, 100, cfg.Webhook.MaxAlertsPerUnknownCluster)
+
+	cfg, err = LoadBytes([]byte("webhook: {max_alerts_per_incident: 50, max_alerts_per_unknown_cluster: 5}"))
+	require.NoError(t, err)
+	require.Equal(t, 50, cfg.Webhook.MaxAlertsPerIncident)
+	require.Equal(t, 5, cfg.Webhook.MaxAlertsPerUnknownCluster)
+	_, err = LoadBytes([]byte("webhook: {max_alerts_per_incident: 0}"))
+	require.ErrorContains(t, err, "webhook.max_alerts_per_incident: must be > 0, got 0")
 
 	_, err = LoadBytes([]byte("alertmanager: {extend_every: 20m}"))
 	require.ErrorContains(t, err, "alertmanager.extend_every: must be shorter than silence_duration (40s)")

@@ -141,6 +141,12 @@ func (w *WebhookConfig) validate(p *problems) {
 	if w.MaxBodyBytes <= 0 {
 		p.add([]any{"webhook", "max_body_bytes"}, "must be > 0, got %d", w.MaxBodyBytes)
 	}
+	if w.MaxAlertsPerIncident <= 0 {
+		p.add([]any{"webhook", "max_alerts_per_incident"}, "must be > 0, got %d", w.MaxAlertsPerIncident)
+	}
+	if w.MaxAlertsPerUnknownCluster <= 0 {
+		p.add([]any{"webhook", "max_alerts_per_unknown_cluster"}, "must be > 0, got %d", w.MaxAlertsPerUnknownCluster)
+	}
 	w.Auth.validate(p, []any{"webhook", "auth"})
 }
 

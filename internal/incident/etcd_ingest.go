@@ -183,6 +183,12 @@ func (s *EtcdStore) ingestTxn(ctx context.Context, ds []Delivery, now time.Time)
 			return nil, err
 		}
 		res, err := ingest(tx, ds, now)
+		if errors.Is(err, ErrNotFound) && attempt < 3 {
+			// Routed by a remembered pointer to an incident Prune deleted since (here or on
+			// another replica): read everything afresh.
+			s.known = nil
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -290,6 +296,7 @@ func (t *etcdIngest) prefetch(ds []Delivery) error {
 			return err
 		}
 		want(t.s.keys.meta(seq))
+		want(t.s.keys.count(seq))
 		want(t.s.keys.alert(seq, alertID{d.Alert.Fingerprint, d.Alert.StartsAt, d.Alert.Status}))
 	}
 	return t.readMany(keys)
@@ -444,6 +451,23 @@ func (t *etcdIngest) alert(seq uint64, id alertID) ([]byte, error) {
 
 func (t *etcdIngest) putAlert(seq uint64, id alertID, v []byte) error {
 	t.put(t.s.keys.alert(seq, id), v)
+	return nil
+}
+
+func (t *etcdIngest) counts(seq uint64) (alertCounts, bool, error) {
+	v, err := t.get(t.s.keys.count(seq))
+	if err != nil || v == nil {
+		return alertCounts{}, false, err
+	}
+	c, err := decodeCounts(v)
+	if err != nil {
+		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
+	}
+	return c, true, nil
+}
+
+func (t *etcdIngest) putCounts(seq uint64, c alertCounts) error {
+	t.put(t.s.keys.count(seq), c.encode())
 	return nil
 }
 

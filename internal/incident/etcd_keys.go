@@ -17,9 +17,12 @@ import (
 //	latest/<cluster>/<alertname>          sequence of the group's newest incident
 //	incidents/<seq>/head                  the record without alerts and long lists, and its parts
 //	incidents/<seq>/meta                  one byte: open, unknown cluster, resolved (ingest's view)
+//	incidents/<seq>/count                 alerts stored and deliveries dropped by the cap (16 bytes)
 //	incidents/<seq>/part/<hash>           a piece of a long list (evidence, commands, timeline)
 //	incidents/<seq>/alert/<fp>/<t>/<st>   one alert: delivery count, last seen, the record
 //	state/<key>                           the documents of GetState/UpdateState
+//	prune/count                           how many incidents Prune ever deleted, decimal
+//	prune/floor                           every incident below this sequence was deleted, decimal
 //
 // <seq> is zero-padded to 20 digits so that keys sort as numbers do; names coming from alerts
 // are path-escaped so that a "/" in a label cannot reach into another key.
@@ -46,6 +49,9 @@ func (k etcdKeys) incident(seq uint64) string {
 
 func (k etcdKeys) head(seq uint64) string { return k.incident(seq) + "head" }
 func (k etcdKeys) meta(seq uint64) string { return k.incident(seq) + "meta" }
+
+// count is outside [head, recordEnd) and the alerts directory.
+func (k etcdKeys) count(seq uint64) string { return k.incident(seq) + "count" }
 
 func (k etcdKeys) part(seq uint64, hash string) string { return k.incident(seq) + "part/" + hash }
 
@@ -89,6 +95,9 @@ func (k etcdKeys) parseAlert(seq uint64, key string) (alertID, bool) {
 }
 
 func (k etcdKeys) state(key string) string { return k.prefix + "state/" + key }
+
+func (k etcdKeys) pruneCount() string { return k.prefix + "prune/count" }
+func (k etcdKeys) pruneFloor() string { return k.prefix + "prune/floor" }
 
 // formatSeq and parseSeq are how sequences are stored as values (seq, open/, latest/).
 func formatSeq(seq uint64) []byte { return strconv.AppendUint(nil, seq, 10) }

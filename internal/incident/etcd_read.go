@@ -89,19 +89,22 @@ func (s *EtcdStore) listSeqs(ctx context.Context, openOnly bool) ([]uint64, int6
 		return seqs, resp.Header.Revision, nil
 	}
 	// Sequences are given out one by one in the transaction that writes the incident, and
-	// incidents are never deleted: 1…seq are every incident.
-	resp, err := s.cli.Get(ctx, s.keys.seq())
+	// Prune records the floor below which every incident is deleted: floor…seq are every
+	// incident, but for those Prune deleted above the floor (readPage skips them).
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.keys.seq()), clientv3.OpGet(s.keys.pruneFloor())).Commit()
 	if err != nil {
 		return nil, 0, s.failed("read the incident sequence", err)
 	}
-	if len(resp.Kvs) > 0 {
-		last, err := parseSeq(resp.Kvs[0].Value)
-		if err != nil {
-			return nil, 0, err
+	var last, floor uint64
+	for i, p := range []*uint64{&last, &floor} {
+		if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			if *p, err = parseSeq(kvs[0].Value); err != nil {
+				return nil, 0, err
+			}
 		}
-		for seq := last; seq > 0; seq-- {
-			seqs = append(seqs, seq)
-		}
+	}
+	for seq := last; seq >= max(floor, 1); seq-- {
+		seqs = append(seqs, seq)
 	}
 	return seqs, resp.Header.Revision, nil
 }
@@ -148,9 +151,16 @@ func (s *EtcdStore) decodeIncident(seq uint64, kvs []*mvccpb.KeyValue) (*Inciden
 	if err != nil {
 		return nil, nil, err
 	}
-	alerts := s.keys.alerts(seq)
+	alerts, count := s.keys.alerts(seq), s.keys.count(seq)
 	inc.Alerts = []AlertRecord{}
 	for _, kv := range kvs {
+		if string(kv.Key) == count {
+			c, err := decodeCounts(kv.Value)
+			if err != nil {
+				return nil, nil, fmt.Errorf("incident %s: %w", inc.ID, err)
+			}
+			inc.DroppedAlerts = int(c.dropped)
+		}
 		if !bytes.HasPrefix(kv.Key, []byte(alerts)) {
 			continue
 		}

@@ -65,7 +65,7 @@ type encodedRecord struct {
 // encodeRecord cuts inc (alerts aside) into a head and its parts.
 func encodeRecord(inc *Incident) (*encodedRecord, error) {
 	core := *inc
-	core.Alerts, core.Timeline, core.Commands = nil, nil, nil
+	core.Alerts, core.Timeline, core.Commands, core.DroppedAlerts = nil, nil, nil, 0
 	if inc.Verdict != nil {
 		v := *inc.Verdict
 		v.Evidence = nil

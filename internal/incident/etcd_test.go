@@ -38,7 +38,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 	resp, err := cli.Get(ctx, "/", clientv3.WithPrefix())
 	require.NoError(t, err)
 	layout := regexp.MustCompile(`^/zr/(id|seq|open/east%2F1/ZMY_Quorum_Down|latest/east%2F1/ZMY_Quorum_Down|state/breaker/east|` +
-		`incidents/00000000000000000001/(head|meta|part/[0-9a-f]{32}|alert/a%2Fb/[0-9a-f]{24}/firing))$`)
+		`incidents/00000000000000000001/(head|meta|count|part/[0-9a-f]{32}|alert/a%2Fb/[0-9a-f]{24}/firing))$`)
 	seen := map[string]int{}
 	for _, kv := range resp.Kvs {
 		k := string(kv.Key)
@@ -52,6 +52,23 @@ func TestEtcdKeyLayout(t *testing.T) {
 	head, err := cli.Get(ctx, "/zr/incidents/00000000000000000001/head")
 	require.NoError(t, err)
 	require.Less(t, len(head.Kvs[0].Value), 16<<10, "the head stays small")
+
+	// Pruned, the incident leaves nothing behind: parts, alerts, counts, its group's pointers.
+	_, err = s.Update(ctx, "inc-000001", func(inc *incident.Incident) error {
+		inc.Step, inc.Outcome = incident.StepClosed, incident.OutcomeRecovered
+		return nil
+	})
+	require.NoError(t, err)
+	n, err := s.Prune(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	resp, err = cli.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	require.NoError(t, err)
+	var left []string
+	for _, kv := range resp.Kvs {
+		left = append(left, string(kv.Key))
+	}
+	require.ElementsMatch(t, []string{"/zr/id", "/zr/seq", "/zr/state/breaker/east", "/zr/prune/count", "/zr/prune/floor"}, left)
 }
 
 // Parts left by a writer that died between its parts and its head are deleted by the next update.

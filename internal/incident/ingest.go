@@ -21,6 +21,30 @@ type Delivery struct {
 	// Notes say what Ingest changed to journal the delivery (a label value too long for a key,
 	// cut to config.MaxNameBytes); Ingest sets them and adds them to the incident's timeline.
 	Notes []string
+	// MaxAlerts is the most distinct alerts the incident it attaches to keeps (the receiver's
+	// webhook.max_alerts_per_incident, or max_alerts_per_unknown_cluster when !Known); 0 is
+	// DefaultMaxAlerts or DefaultMaxAlertsUnknownCluster. Past it a new alert is not stored: it
+	// is counted in the incident's DroppedAlerts.
+	MaxAlerts int
+}
+
+// Defaults of Delivery.MaxAlerts. An unknown cluster's incident is evidence of a routing
+// mistake, not something the runbook reads: a few alerts show the mistake, and anyone who can
+// post to the webhook must not be able to grow it without bound.
+const (
+	DefaultMaxAlerts               = 1000
+	DefaultMaxAlertsUnknownCluster = 100
+)
+
+// maxAlerts is the cap that applies to d.
+func (d *Delivery) maxAlerts() int {
+	switch {
+	case d.MaxAlerts > 0:
+		return d.MaxAlerts
+	case d.Known:
+		return DefaultMaxAlerts
+	}
+	return DefaultMaxAlertsUnknownCluster
 }
 
 // IngestResult says which incident a delivery attached to.
@@ -30,6 +54,9 @@ type IngestResult struct {
 	// Open is whether the incident is open after the ingest: only open incidents have work for
 	// the runbook engine (an unknown cluster's, or a resolution attached to a closed one, do not).
 	Open bool
+	// Dropped says the alert was not stored: the incident already held its MaxAlerts alerts.
+	// The delivery is counted in the incident's DroppedAlerts.
+	Dropped bool
 }
 
 // group is the (cluster, alertname) an incident belongs to: at most one open incident each.
@@ -65,6 +92,28 @@ type ingestTxn interface {
 	putAlert(seq uint64, id alertID, v []byte) error
 	// alertIDs lists every alert of the incident.
 	alertIDs(seq uint64) ([]alertID, error)
+	// counts is the incident's alert counts; ok is false when none are stored (an incident
+	// written before counts existed). putCounts stores them.
+	counts(seq uint64) (c alertCounts, ok bool, err error)
+	putCounts(seq uint64, c alertCounts) error
+}
+
+// alertCounts are an incident's distinct alerts stored and alert deliveries dropped by the cap,
+// kept under their own key so that ingest does not decode the record to count.
+type alertCounts struct {
+	stored, dropped uint64
+}
+
+// encode is the stored value: both counts, big-endian.
+func (c alertCounts) encode() []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), c.stored), c.dropped)
+}
+
+func decodeCounts(v []byte) (alertCounts, error) {
+	if len(v) != 16 {
+		return alertCounts{}, fmt.Errorf("alert counts of %d bytes: want 16", len(v))
+	}
+	return alertCounts{binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])}, nil
 }
 
 // touched is an incident an ingest transaction attaches alerts to. Its record is decoded only
@@ -73,11 +122,34 @@ type ingestTxn interface {
 type touched struct {
 	seq       uint64
 	meta      incidentMeta
-	inc       *Incident // nil until needed
-	dirty     bool      // inc must be written back
-	resolved  bool      // a resolved alert arrived in this transaction
-	truncated bool      // this transaction already added the notification's truncatedAlerts
-	noted     bool      // this transaction already noted a cut name (one note per incident)
+	inc       *Incident    // nil until needed
+	dirty     bool         // inc must be written back
+	resolved  bool         // a resolved alert arrived in this transaction
+	truncated bool         // this transaction already added the notification's truncatedAlerts
+	noted     bool         // this transaction already noted a cut name (one note per incident)
+	counts    *alertCounts // nil until needed
+	counted   bool         // counts changed: write them back
+}
+
+// alertCounts returns the incident's counts, read once per transaction; an incident stored
+// before counts existed has its alerts counted.
+func (t *touched) alertCounts(tx ingestTxn) (*alertCounts, error) {
+	if t.counts != nil {
+		return t.counts, nil
+	}
+	c, ok, err := tx.counts(t.seq)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		ids, err := tx.alertIDs(t.seq)
+		if err != nil {
+			return nil, err
+		}
+		c = alertCounts{stored: uint64(len(ids))}
+	}
+	t.counts = &c
+	return t.counts, nil
 }
 
 // full decodes the incident record.
@@ -101,7 +173,9 @@ func (t *touched) full(tx ingestTxn) (*Incident, error) {
 // alertname or fingerprint longer than config.MaxNameBytes was cut to fit by
 // prepareDeliveries, and the cut is noted in the incident's timeline when the alert is new: such
 // a value is a permanent input error that a retry cannot fix, and the alert is kept rather than
-// refused. Results are in the order of ds. ds must have passed prepareDeliveries.
+// refused. An incident stores at most a delivery's MaxAlerts distinct alerts: a new alert past
+// that is counted, not stored (admit). Results are in the order of ds. ds must have passed
+// prepareDeliveries.
 func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) {
 	cache := map[uint64]*touched{}
 	var order []*touched
@@ -142,7 +216,7 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		if err := tx.setLatest(g, seq); err != nil {
 			return nil, err
 		}
-		t := &touched{seq: seq, inc: inc, meta: metaOf(inc), dirty: true}
+		t := &touched{seq: seq, inc: inc, meta: metaOf(inc), dirty: true, counts: &alertCounts{}}
 		cache[seq] = t
 		order = append(order, t)
 		return t, nil
@@ -175,6 +249,25 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		if err != nil {
 			return nil, err
 		}
+		results[i] = IngestResult{IncidentID: FormatID(t.seq), Created: !ok, Open: t.meta&metaOpen != 0}
+		if old == nil {
+			keep, err := t.admit(tx, d, id, now)
+			if err != nil {
+				return nil, err
+			}
+			results[i].Dropped = !keep
+		}
+		if d.Truncated > 0 && !t.truncated {
+			inc, err := t.full(tx)
+			if err != nil {
+				return nil, err
+			}
+			inc.TruncatedAlerts += d.Truncated
+			t.truncated, t.dirty = true, true
+		}
+		if results[i].Dropped {
+			continue
+		}
 		v, err := nextAlertValue(old, &d.Alert, now)
 		if err != nil {
 			return nil, fmt.Errorf("alert record of %s: %w", FormatID(t.seq), err)
@@ -195,15 +288,6 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 			}
 			t.noted, t.dirty = true, true
 		}
-		if d.Truncated > 0 && !t.truncated {
-			inc, err := t.full(tx)
-			if err != nil {
-				return nil, err
-			}
-			inc.TruncatedAlerts += d.Truncated
-			t.truncated, t.dirty = true, true
-		}
-		results[i] = IngestResult{IncidentID: FormatID(t.seq), Created: !ok, Open: t.meta&metaOpen != 0}
 	}
 
 	for _, t := range order {
@@ -224,6 +308,11 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 				t.dirty = true
 			}
 		}
+		if t.counted {
+			if err := tx.putCounts(t.seq, *t.counts); err != nil {
+				return nil, err
+			}
+		}
 		if t.dirty {
 			t.inc.UpdatedAt = now
 			if err := tx.putRecord(t.seq, t.inc); err != nil {
@@ -232,6 +321,43 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		}
 	}
 	return results, nil
+}
+
+// admit decides whether a new alert (one the incident does not hold) is stored: yes while the
+// incident holds fewer than d's MaxAlerts alerts, and, past that, for the resolution of an alert
+// it holds firing (at most one per stored alert, so the incident stays within twice the cap and
+// still learns that its alerts resolved). A dropped delivery is counted; the first one is noted
+// in the timeline.
+func (t *touched) admit(tx ingestTxn, d *Delivery, id alertID, now time.Time) (bool, error) {
+	c, err := t.alertCounts(tx)
+	if err != nil {
+		return false, err
+	}
+	limit := uint64(d.maxAlerts())
+	keep := c.stored < limit
+	if !keep && id.status == string(model.AlertResolved) {
+		fired, err := tx.alert(t.seq, alertID{id.fingerprint, id.startsAt, string(model.AlertFiring)})
+		if err != nil {
+			return false, err
+		}
+		keep = fired != nil
+	}
+	t.counted = true
+	if keep {
+		c.stored++
+		return true, nil
+	}
+	if c.dropped == 0 {
+		inc, err := t.full(tx)
+		if err != nil {
+			return false, err
+		}
+		inc.Timeline = append(inc.Timeline, Event{At: now, Step: inc.Step, Message: fmt.Sprintf(
+			"the incident holds %d alerts, the most it keeps (webhook.max_alerts_per_incident, or max_alerts_per_unknown_cluster for an unknown cluster): further new alerts are counted in dropped_alerts, not stored", c.stored)})
+		t.dirty = true
+	}
+	c.dropped++
+	return false, nil
 }
 
 // startIngest checks and completes the deliveries of an Ingest call before any store sees them

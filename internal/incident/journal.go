@@ -29,6 +29,7 @@ var (
 	bucketLatest    = []byte("latest")    // cluster/alertname -> seq of its newest incident
 	bucketMeta      = []byte("meta")      // seq -> incidentMeta, what ingest needs without decoding
 	bucketState     = []byte("state")     // key -> document (UpdateState)
+	bucketCounts    = []byte("counts")    // seq -> alertCounts: alerts stored, deliveries dropped
 )
 
 // Options are the journal's collaborators and tuning. The zero value is usable.
@@ -102,7 +103,7 @@ func Open(path string, opts Options) (*Journal, error) {
 	db.MaxBatchSize = opts.BatchSize
 	var id string
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketState} {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketState, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -45,17 +45,17 @@ func (j *Journal) Ingest(ctx context.Context, ds []Delivery) ([]IngestResult, er
 
 // boltIngest is a bbolt read-write transaction as the ingest algorithm sees it.
 type boltIngest struct {
-	incs, alerts, metas, open, latest *bolt.Bucket
+	incs, alerts, metas, open, latest, tallies *bolt.Bucket
 }
 
 func newBoltIngest(tx *bolt.Tx) *boltIngest {
 	b := &boltIngest{
 		incs: tx.Bucket(bucketIncidents), alerts: tx.Bucket(bucketAlerts), metas: tx.Bucket(bucketMeta),
-		open: tx.Bucket(bucketOpen), latest: tx.Bucket(bucketLatest),
+		open: tx.Bucket(bucketOpen), latest: tx.Bucket(bucketLatest), tallies: tx.Bucket(bucketCounts),
 	}
 	// These buckets are keyed by the incident sequence, so new data lands at their end: full
 	// pages (the default 0.5 suits random inserts) halve what each commit writes and fsyncs.
-	b.incs.FillPercent, b.alerts.FillPercent, b.metas.FillPercent = 0.9, 0.9, 0.9
+	b.incs.FillPercent, b.alerts.FillPercent, b.metas.FillPercent, b.tallies.FillPercent = 0.9, 0.9, 0.9, 0.9
 	return b
 }
 
@@ -117,4 +117,20 @@ func (b *boltIngest) alertIDs(seq uint64) ([]alertID, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+func (b *boltIngest) counts(seq uint64) (alertCounts, bool, error) {
+	v := b.tallies.Get(seqKey(seq))
+	if v == nil {
+		return alertCounts{}, false, nil
+	}
+	c, err := decodeCounts(v)
+	if err != nil {
+		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
+	}
+	return c, true, nil
+}
+
+func (b *boltIngest) putCounts(seq uint64, c alertCounts) error {
+	return b.tallies.Put(seqKey(seq), c.encode())
 }

@@ -143,7 +143,7 @@ func getIncident(b *bolt.Bucket, seq uint64) (*Incident, error) {
 // engine's frequent updates never rewrite them, and its meta byte.
 func putIncident(incs, metas *bolt.Bucket, seq uint64, inc *Incident) error {
 	stored := *inc
-	stored.Alerts = nil
+	stored.Alerts, stored.DroppedAlerts = nil, 0
 	data, err := json.Marshal(&stored)
 	if err != nil {
 		return fmt.Errorf("encode incident %s: %w", inc.ID, err)
@@ -160,6 +160,13 @@ func loadFull(tx *bolt.Tx, seq uint64) (*Incident, error) {
 		return nil, err
 	}
 	prefix := seqKey(seq)
+	if v := tx.Bucket(bucketCounts).Get(prefix); v != nil {
+		cs, err := decodeCounts(v)
+		if err != nil {
+			return nil, fmt.Errorf("incident %s: %w", inc.ID, err)
+		}
+		inc.DroppedAlerts = int(cs.dropped)
+	}
 	c := tx.Bucket(bucketAlerts).Cursor()
 	inc.Alerts = []AlertRecord{}
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {

@@ -73,5 +73,50 @@ func TestIngestLeavesRecordAlone(t *testing.T) {
 	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(seqKey(1)) }))
 	res, err := j.Ingest(ctx, []Delivery{delivery("east", "ccc", "firing", t0)})
 	require.NoError(t, err)
-	require.Equal(t, IngestResult{"inc-000001", false, true}, res[0])
+	require.Equal(t, IngestResult{IncidentID: "inc-000001", Open: true}, res[0])
+}
+
+// An incident journaled before alert counts existed has its alerts counted the first time the
+// cap is checked, then the count is kept.
+func TestAlertCapWithoutCounts(t *testing.T) {
+	ctx := t.Context()
+	j := openTest(t, t.TempDir())
+	for _, fp := range []string{"a", "b", "c"} {
+		_, err := j.Ingest(ctx, []Delivery{delivery("east", fp, "firing", t0)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketCounts).Delete(seqKey(1)) }))
+	d := delivery("east", "d", "firing", t0)
+	d.MaxAlerts = 3
+	res, err := j.Ingest(ctx, []Delivery{d})
+	require.NoError(t, err)
+	require.True(t, res[0].Dropped, "the three stored alerts were counted")
+	inc, err := j.Get(ctx, "inc-000001")
+	require.NoError(t, err)
+	require.Len(t, inc.Alerts, 3)
+	require.Equal(t, 1, inc.DroppedAlerts)
+}
+
+// Pruned, an incident leaves nothing behind in any bucket but the prune count.
+func TestPruneLeavesNothing(t *testing.T) {
+	ctx := t.Context()
+	j := openTest(t, t.TempDir())
+	d := delivery("east", "a", "firing", t0)
+	d.MaxAlerts = 1
+	_, err := j.Ingest(ctx, []Delivery{d, delivery("east", "b", "firing", t0)})
+	require.NoError(t, err)
+	_, err = j.Update(ctx, "inc-000001", func(inc *Incident) error {
+		inc.Step, inc.Outcome = StepClosed, OutcomeRecovered
+		return nil
+	})
+	require.NoError(t, err)
+	n, err := j.Prune(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, j.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketIncidents, bucketAlerts, bucketOpen, bucketLatest, bucketMeta, bucketCounts} {
+			require.Zero(t, tx.Bucket(b).Stats().KeyN, "bucket %s", b)
+		}
+		return nil
+	}))
 }

@@ -70,6 +70,10 @@ type Incident struct {
 	Alerts          []AlertRecord `json:"alerts"`
 	TruncatedAlerts int           `json:"truncated_alerts,omitempty"` // sum of truncatedAlerts seen
 	ResolvedAt      *time.Time    `json:"resolved_at,omitempty"`      // a resolved notification arrived
+	// DroppedAlerts counts deliveries of new alerts that were not stored because the incident
+	// already held its cap of distinct alerts (Delivery.MaxAlerts); resends of a dropped alert
+	// count again. Kept beside the record, not in it: reads fill it in, writes ignore it.
+	DroppedAlerts int `json:"dropped_alerts,omitempty"`
 
 	Verdict   *Verdict   `json:"verdict,omitempty"`
 	Plan      []string   `json:"plan,omitempty"`

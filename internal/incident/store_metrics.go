@@ -16,9 +16,10 @@ const (
 	opUpdate      = "update"
 	opGetState    = "get_state"
 	opUpdateState = "update_state"
+	opPrune       = "prune" // one batch of Prune
 )
 
-var storeOps = []string{opIngest, opGet, opList, opUpdate, opGetState, opUpdateState}
+var storeOps = []string{opIngest, opGet, opList, opUpdate, opGetState, opUpdateState, opPrune}
 
 // storeMetrics are the metrics every store backend exports, under the same names, so that
 // dashboards and alerts read the same series whichever backend runs.

@@ -23,6 +23,8 @@ type Store interface {
 	OpenCount() (int, error)
 	Page(ctx context.Context, q incident.PageQuery) (*incident.Page, error)
 	Ping(ctx context.Context) error
+	Prune(ctx context.Context, cutoff time.Time) (int, error)
+	IncidentCounts(ctx context.Context) (open, total int, err error)
 	ID() string
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +85,8 @@ func Run(t *testing.T, b Backend) {
 		{"IngestResendsStayCompact", testResendsStayCompact},
 		{"IngestResolution", testResolution},
 		{"IngestUnknownCluster", testUnknownCluster},
+		{"IngestAlertCap", testAlertCap},
+		{"IngestAlertCapUnknownCluster", testAlertCapUnknown},
 		{"IngestRejectsBadTimes", testBadTimes},
 		{"ConcurrentIngest", testConcurrentIngest},
 		{"IngestAfterAnotherReplicaCloses", testIngestAfterClose},
@@ -98,6 +101,8 @@ func Run(t *testing.T, b Backend) {
 		{"Metrics", testMetrics},
 		{"Ping", testPing},
 		{"Page", testPage},
+		{"Prune", testPrune},
+		{"PruneConcurrent", testPruneConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, b) })
@@ -253,6 +258,99 @@ func testUnknownCluster(t *testing.T, b Backend) {
 	res3 := ingest(t, s, d)
 	require.True(t, res3[0].Created)
 	require.NotEqual(t, res1[0].IncidentID, res3[0].IncidentID)
+}
+
+// capped is d with a cap of n alerts on its incident.
+func capped(d incident.Delivery, n int) incident.Delivery {
+	d.MaxAlerts = n
+	return d
+}
+
+// testAlertCap: an incident keeps at most MaxAlerts distinct alerts; further new ones are
+// counted, not stored, and the incident says so, once; resends of stored alerts and the
+// resolutions of stored firing alerts are still recorded.
+func testAlertCap(t *testing.T, b Backend) {
+	open := b.New(t)
+	s := open.open(t, Setup{})
+	ingest(t, s, capped(Delivery("east", "a1", "firing", t0), 3), capped(Delivery("east", "a2", "firing", t0), 3))
+	res := ingest(t, s, capped(Delivery("east", "a3", "firing", t0), 3), capped(Delivery("east", "a4", "firing", t0), 3),
+		capped(Delivery("east", "a1", "firing", t0), 3))
+	require.Equal(t, []incident.IngestResult{
+		{IncidentID: "inc-000001", Open: true},
+		{IncidentID: "inc-000001", Open: true, Dropped: true},
+		{IncidentID: "inc-000001", Open: true},
+	}, res)
+	res = ingest(t, s, capped(Delivery("east", "a5", "firing", t0), 3))
+	require.True(t, res[0].Dropped)
+	res = ingest(t, s, capped(Delivery("east", "a4", "firing", t0), 3))
+	require.True(t, res[0].Dropped, "a dropped alert sent again is dropped again")
+
+	inc := get(t, s, "inc-000001")
+	require.Len(t, inc.Alerts, 3)
+	require.Equal(t, 3, inc.DroppedAlerts)
+	require.Equal(t, 2, inc.Alerts[0].Deliveries, "a resend of a stored alert is counted on it")
+	notes := 0
+	for _, e := range inc.Timeline {
+		if strings.Contains(e.Message, "the most it keeps") {
+			notes++
+			require.Contains(t, e.Message, "holds 3 alerts")
+		}
+	}
+	require.Equal(t, 1, notes, "the cap is noted the first time only: %+v", inc.Timeline)
+
+	// An update (the runbook's) does not lose the count, nor does a restart.
+	_, err := s.Update(t.Context(), "inc-000001", func(inc *incident.Incident) error {
+		inc.Step, inc.DroppedAlerts = incident.StepConfirming, 0
+		return nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	s = open.open(t, Setup{})
+	require.Equal(t, 3, get(t, s, "inc-000001").DroppedAlerts)
+
+	// Past the cap, the resolution of a stored alert is kept (the incident learns it resolved);
+	// that of a dropped one is not.
+	res = ingest(t, s, capped(Delivery("east", "a1", "resolved", t0), 3), capped(Delivery("east", "a2", "resolved", t0), 3),
+		capped(Delivery("east", "a4", "resolved", t0), 3))
+	require.Equal(t, []bool{false, false, true}, []bool{res[0].Dropped, res[1].Dropped, res[2].Dropped})
+	require.Nil(t, get(t, s, "inc-000001").ResolvedAt, "a3 still fires")
+	ingest(t, s, capped(Delivery("east", "a3", "resolved", t0), 3))
+	inc = get(t, s, "inc-000001")
+	require.NotNil(t, inc.ResolvedAt)
+	require.Len(t, inc.Alerts, 6)
+	require.Equal(t, 4, inc.DroppedAlerts)
+
+	// The cap is the incident's: another group's incident has its own.
+	res = ingest(t, s, capped(Delivery("west", "w1", "firing", t0), 3))
+	require.Equal(t, incident.IngestResult{IncidentID: "inc-000002", Created: true, Open: true}, res[0])
+	require.Zero(t, get(t, s, "inc-000002").DroppedAlerts)
+}
+
+// testAlertCapUnknown: an unknown cluster's incident keeps DefaultMaxAlertsUnknownCluster
+// alerts unless told otherwise; a known cluster's, DefaultMaxAlerts.
+func testAlertCapUnknown(t *testing.T, b Backend) {
+	s := b.New(t).open(t, Setup{})
+	n := incident.DefaultMaxAlertsUnknownCluster + 20
+	ds := make([]incident.Delivery, n)
+	for i := range ds {
+		ds[i] = Delivery("ghost", fmt.Sprintf("fp%04d", i), "firing", t0)
+		ds[i].Known = false
+	}
+	res := ingest(t, s, ds...)
+	require.False(t, res[incident.DefaultMaxAlertsUnknownCluster-1].Dropped)
+	require.True(t, res[incident.DefaultMaxAlertsUnknownCluster].Dropped)
+	inc := get(t, s, res[0].IncidentID)
+	require.Len(t, inc.Alerts, incident.DefaultMaxAlertsUnknownCluster)
+	require.Equal(t, 20, inc.DroppedAlerts)
+
+	for i := range ds {
+		ds[i].Known = true
+	}
+	res = ingest(t, s, ds...)
+	require.True(t, res[0].Created)
+	inc = get(t, s, res[0].IncidentID)
+	require.Len(t, inc.Alerts, n, "a known cluster's default cap is higher")
+	require.Zero(t, inc.DroppedAlerts)
 }
 
 // A delivery that no store can keep fails its own call, with nothing written.
@@ -611,7 +709,7 @@ func testMetrics(t *testing.T, b Backend) {
 	_, err := s.Update(t.Context(), "inc-000001", func(*incident.Incident) error { return nil })
 	require.NoError(t, err)
 	get(t, s, "inc-000001")
-	require.Equal(t, 6, testutil.CollectAndCount(reg, "zmy_responder_storage_request_duration_seconds"), "one series per op, from the start")
+	require.Equal(t, 7, testutil.CollectAndCount(reg, "zmy_responder_storage_request_duration_seconds"), "one series per op, from the start")
 	require.Equal(t, 1, testutil.CollectAndCount(reg, "zmy_responder_journal_write_duration_seconds"))
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
@@ -626,7 +724,7 @@ func testMetrics(t *testing.T, b Backend) {
 			}
 		}
 	}
-	require.Equal(t, map[string]uint64{"write": 2, "ingest": 1, "update": 1, "get": 1, "list": 0, "get_state": 0, "update_state": 0}, counts)
+	require.Equal(t, map[string]uint64{"write": 2, "ingest": 1, "update": 1, "get": 1, "list": 0, "get_state": 0, "update_state": 0, "prune": 0}, counts)
 }
 
 // testPing: a store answers Ping while it is open, and not once closed (readiness).
@@ -685,4 +783,150 @@ func summaryIDs(p *incident.Page) []string {
 		out[i] = s.ID
 	}
 	return out
+}
+
+// clock is a settable Now for stores under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// testPrune: Prune deletes the incidents closed before the cutoff, with their alerts, and only
+// those: an open incident is kept however old, a recently closed one is kept; the group of a
+// pruned incident starts afresh; the counts follow.
+func testPrune(t *testing.T, b Backend) {
+	ctx := t.Context()
+	clk := &clock{t: t0}
+	open := b.New(t)
+	s := open.open(t, Setup{Now: clk.Now})
+	closeInc := func(id string) {
+		t.Helper()
+		_, err := s.Update(ctx, id, func(inc *incident.Incident) error {
+			inc.Step, inc.Outcome = incident.StepClosed, incident.OutcomeRecovered
+			return nil
+		})
+		require.NoError(t, err)
+	}
+
+	// Old: 70 closed incidents (more than one batch), one of them over its alert cap; one
+	// unknown cluster's; one open since then.
+	var old []incident.Delivery
+	for i := range 70 {
+		old = append(old, Delivery(fmt.Sprintf("old%02d", i), "aaa", "firing", t0))
+	}
+	ghost := Delivery("ghost", "ggg", "firing", t0)
+	ghost.Known = false
+	res := ingest(t, s, append(old, ghost, Delivery("still-open", "ooo", "firing", t0))...)
+	ingest(t, s, capped(Delivery("old00", "bbb", "firing", t0), 1), capped(Delivery("old00", "ccc", "firing", t0), 1))
+	clk.Set(t0.Add(time.Hour))
+	for _, r := range res[:70] {
+		closeInc(r.IncidentID)
+	}
+	ghostID, openID := res[70].IncidentID, res[71].IncidentID
+
+	// Recent: closed 40 days later.
+	clk.Set(t0.Add(40 * 24 * time.Hour))
+	recent := ingest(t, s, Delivery("recent", "rrr", "firing", clk.Now()))[0].IncidentID
+	closeInc(recent)
+	openN, total, err := s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 73}, []int{openN, total})
+
+	n, err := s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 71, n, "70 closed and the unknown cluster's")
+	for _, r := range res[:71] {
+		_, err := s.Get(ctx, r.IncidentID)
+		require.ErrorIs(t, err, incident.ErrNotFound, r.IncidentID)
+	}
+	require.True(t, get(t, s, openID).Open(), "an open incident is never pruned")
+	require.Equal(t, incident.StepClosed, get(t, s, recent).Step, "closed within the retention: kept")
+	all, err := s.List(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	page, err := s.Page(ctx, incident.PageQuery{})
+	require.NoError(t, err)
+	require.Equal(t, []string{recent, openID}, summaryIDs(page))
+	openN, total, err = s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, []int{openN, total})
+
+	n, err = s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing more to prune")
+
+	// The pruned incidents' groups start afresh: a late resolution and a new firing alert
+	// open new incidents, the old alerts gone with their incident.
+	res = ingest(t, s, Delivery("old00", "aaa", "resolved", t0), Delivery("old01", "aaa", "firing", t0), ghost)
+	for _, r := range res {
+		require.True(t, r.Created, "%+v", r)
+		inc := get(t, s, r.IncidentID)
+		require.Len(t, inc.Alerts, 1)
+		require.Equal(t, 1, inc.Alerts[0].Deliveries)
+		require.Zero(t, inc.DroppedAlerts)
+	}
+	require.NotEqual(t, ghostID, res[2].IncidentID)
+
+	// Once the open one closes and ages, it goes too; the counts survive a restart.
+	closeInc(openID)
+	require.NoError(t, s.Close())
+	clk.Set(t0.Add(80 * 24 * time.Hour))
+	s = open.open(t, Setup{Now: clk.Now})
+	n, err = s.Prune(ctx, clk.Now().Add(-30*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "the formerly open one, the recent one, and the two closed at once 40 days after t0")
+	openN, total, err = s.IncidentCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 1}, []int{openN, total})
+	all, err = s.List(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, all, 1)
+	require.Equal(t, res[1].IncidentID, all[0].ID)
+}
+
+// testPruneConcurrent: two prunes at once (two replicas of a shared store) delete each incident
+// once, and the count of what is stored stays exact; what one leaves, the next run deletes.
+func testPruneConcurrent(t *testing.T, b Backend) {
+	ctx := t.Context()
+	stores := replicas(t, b)
+	var ds []incident.Delivery
+	for i := range 100 {
+		d := Delivery(fmt.Sprintf("c%03d", i), "aaa", "firing", t0)
+		d.Known = false // closed at once
+		ds = append(ds, d)
+	}
+	ingest(t, stores[0], ds...)
+	cutoff := time.Now().Add(time.Hour)
+	var mu sync.Mutex
+	deleted := 0
+	concurrently(t, 2, 1, func(w, _ int) error {
+		n, err := stores[w%len(stores)].Prune(ctx, cutoff)
+		mu.Lock()
+		deleted += n
+		mu.Unlock()
+		return err
+	})
+	n, err := stores[0].Prune(ctx, cutoff)
+	require.NoError(t, err)
+	require.Equal(t, 100, deleted+n, "each incident deleted once")
+	for _, s := range stores {
+		open, total, err := s.IncidentCounts(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []int{0, 0}, []int{open, total})
+		all, err := s.List(ctx, false)
+		require.NoError(t, err)
+		require.Empty(t, all)
+	}
 }

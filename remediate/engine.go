@@ -27,6 +27,8 @@ type Prober interface {
 type Store interface {
 	Get(ctx context.Context, id string) (*incident.Incident, error)
 	List(ctx context.Context, openOnly bool) ([]*incident.Incident, error)
+	// Page lists summaries, newest first, one bounded page at a time.
+	Page(ctx context.Context, q incident.PageQuery) (*incident.Page, error)
 	// Update durably applies fn to the stored incident; an error from fn aborts.
 	Update(ctx context.Context, id string, fn func(*incident.Incident) error) (*incident.Incident, error)
 	// Ingest journals deliveries as the webhook does (a retry journals an incident's alerts again).

@@ -115,27 +115,58 @@ func firingAlerts(inc *incident.Incident) []incident.AlertRecord {
 	return out
 }
 
+// closedSince calls fn with the summaries of the incidents, newest first, page by page, until
+// one closed before since (the journal is in opening order, and what closed before since opened
+// before it too) or fn says stop. Summaries keep this cheap however large the journal.
+func (e *Engine) closedSince(ctx context.Context, since time.Time, fn func(s *incident.Summary) (more bool)) error {
+	q := incident.PageQuery{Limit: incident.MaxPageLimit}
+	for {
+		page, err := e.j.Page(ctx, q)
+		if err != nil {
+			return err
+		}
+		for i := range page.Incidents {
+			s := &page.Incidents[i]
+			if s.ClosedAt != nil && s.ClosedAt.Before(since) {
+				return nil
+			}
+			if !fn(s) {
+				return nil
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
 // reevaluatePaused re-evaluates, after an unpause, the cluster's incidents refused while it was
 // paused whose alert still fires.
 func (e *Engine) reevaluatePaused(ctx context.Context, cluster string, paused PauseState, a incident.Approval) {
-	all, err := e.j.List(ctx, false)
+	seen := map[string]bool{} // one re-evaluation per alertname: the newest refusal
+	var refused []string
+	err := e.closedSince(ctx, paused.At, func(s *incident.Summary) bool {
+		if s.Cluster != cluster || s.Outcome != incident.OutcomePaused || s.RetriedBy != "" ||
+			s.ResolvedAt != nil || seen[s.Alertname] {
+			return true
+		}
+		seen[s.Alertname] = true
+		refused = append(refused, s.ID)
+		return true
+	})
 	if err != nil {
 		e.log.Error("unpause: cannot list the incidents refused while paused", "cluster", cluster, "err", err)
 		return
 	}
-	seen := map[string]bool{} // one re-evaluation per alertname: the newest refusal
-	for _, inc := range all { // newest first
-		if inc.ClosedAt != nil && inc.ClosedAt.Before(paused.At) {
-			break
+	a.Reason = "unpaused: " + a.Reason
+	for _, id := range refused {
+		inc, err := e.j.Get(ctx, id)
+		if err == nil {
+			_, err = e.reevaluate(ctx, inc, a)
 		}
-		if inc.Cluster != cluster || inc.Outcome != incident.OutcomePaused || inc.RetriedBy != "" ||
-			inc.ResolvedAt != nil || seen[inc.Alertname] {
-			continue
-		}
-		seen[inc.Alertname] = true
-		a.Reason = "unpaused: " + a.Reason
-		if _, err := e.reevaluate(ctx, inc, a); err != nil {
-			e.log.Warn("unpause: cannot re-evaluate an incident refused while paused", "incident", inc.ID, "err", err)
+		if err != nil {
+			e.log.Warn("unpause: cannot re-evaluate an incident refused while paused", "incident", id, "err", err)
 		}
 	}
 }
@@ -148,32 +179,32 @@ func (e *Engine) requeueBlastRadius(ctx context.Context, freedBy string) {
 	if window <= 0 {
 		return
 	}
-	all, err := e.j.List(ctx, false)
+	var next string
+	open := map[string]bool{} // cluster/alertname with an open incident: nothing to requeue
+	err := e.closedSince(ctx, e.now().Add(-window), func(s *incident.Summary) bool {
+		if s.Open() {
+			open[s.Cluster+"/"+s.Alertname] = true
+			return true
+		}
+		if s.Outcome == incident.OutcomeBlastRadius && s.RetriedBy == "" && s.ResolvedAt == nil &&
+			!open[s.Cluster+"/"+s.Alertname] && e.config().Cluster(s.Cluster) != nil {
+			next = s.ID // keep going: the oldest is served first
+		}
+		return true
+	})
 	if err != nil {
 		e.log.Warn("blast radius queue: cannot list incidents", "err", err)
 		return
 	}
-	since := e.now().Add(-window)
-	var next *incident.Incident
-	open := map[string]bool{} // cluster/alertname with an open incident: nothing to requeue
-	for _, inc := range all { // newest first
-		if inc.Open() {
-			open[inc.Cluster+"/"+inc.Alertname] = true
-			continue
-		}
-		if inc.ClosedAt != nil && inc.ClosedAt.Before(since) {
-			break
-		}
-		if inc.Outcome == incident.OutcomeBlastRadius && inc.RetriedBy == "" && inc.ResolvedAt == nil &&
-			!open[inc.Cluster+"/"+inc.Alertname] && e.config().Cluster(inc.Cluster) != nil {
-			next = inc // keep going: the oldest is served first
-		}
-	}
-	if next == nil {
+	if next == "" {
 		return
 	}
 	a := incident.Approval{By: "zmy-responder", Reason: "blast radius freed by " + freedBy, At: e.now()}
-	if _, err := e.reevaluate(ctx, next, a); err != nil {
-		e.log.Warn("blast radius queue: cannot re-evaluate", "incident", next.ID, "err", err)
+	inc, err := e.j.Get(ctx, next)
+	if err == nil {
+		_, err = e.reevaluate(ctx, inc, a)
+	}
+	if err != nil {
+		e.log.Warn("blast radius queue: cannot re-evaluate", "incident", next, "err", err)
 	}
 }

@@ -1,12 +1,15 @@
 package remediate
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
@@ -109,4 +112,40 @@ func TestBlastRadiusRefusalIsRequeued(t *testing.T) {
 	inc := r.waitStep(t, refused.RetriedBy, incident.StepAwaitingRecovery, 30*time.Second)
 	require.True(t, inc.Open(), "%s: %s", inc.Outcome, inc.Reason)
 	require.Positive(t, countMutating(b.audit(t)))
+}
+
+// The queues read summaries page by page, newest first, and stop at the first incident closed
+// before the window: a refusal behind more than a page of newer incidents is still found, and
+// nothing older than the window is read.
+func TestClosedSinceWalksPagesAndStopsAtTheWindow(t *testing.T) {
+	j, err := incident.Open(filepath.Join(t.TempDir(), "journal.db"), incident.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = j.Close() })
+	e, err := NewEngine(config.Default(), j, nil, Options{}) // never run
+	require.NoError(t, err)
+	ctx := t.Context()
+	since := time.Now().Add(-time.Hour)
+	n := incident.MaxPageLimit*2 + 7
+	for i := range n {
+		res, err := j.Ingest(ctx, []incident.Delivery{{Cluster: "c1", Alertname: fmt.Sprintf("A%d", i), Known: true,
+			Alert: incident.AlertRecord{Fingerprint: "f1", Status: "firing", StartsAt: time.Now().Truncate(time.Second)}}})
+		require.NoError(t, err)
+		closed := since.Add(time.Minute) // within the window…
+		if i == 0 {
+			closed = since.Add(-time.Minute) // …but the oldest
+		}
+		_, err = j.Update(ctx, res[0].IncidentID, func(inc *incident.Incident) error {
+			inc.Step, inc.Outcome, inc.ClosedAt = incident.StepClosed, incident.OutcomeBlastRadius, &closed
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	var seen []string
+	require.NoError(t, e.closedSince(ctx, since, func(s *incident.Summary) bool {
+		seen = append(seen, s.Alertname)
+		return true
+	}))
+	require.Len(t, seen, n-1, "every incident within the window, across pages; not the one before it")
+	require.Equal(t, fmt.Sprintf("A%d", n-1), seen[0], "newest first")
+	require.Equal(t, "A1", seen[len(seen)-1])
 }

@@ -60,6 +60,7 @@ type Summary struct {
 	ClosedAt     *time.Time  `json:"closed_at,omitempty"`
 	ResolvedAt   *time.Time  `json:"resolved_at,omitempty"`
 	ContainedAt  *time.Time  `json:"contained_at,omitempty"`
+	RetriedBy    string      `json:"retried_by,omitempty"` // the incident that re-evaluates this one
 }
 
 // Open reports whether the incident is not yet closed.
@@ -223,7 +224,8 @@ func openNewestFirst(tx *bolt.Tx, incs *bolt.Bucket, before uint64) (func() (k, 
 func SummaryOf(inc *Incident) Summary {
 	s := Summary{ID: inc.ID, Cluster: inc.Cluster, Alertname: inc.Alertname, Step: inc.Step,
 		StepDeadline: inc.StepDeadline, Outcome: inc.Outcome, Reason: inc.Reason, OpenedAt: inc.OpenedAt,
-		UpdatedAt: inc.UpdatedAt, ClosedAt: inc.ClosedAt, ResolvedAt: inc.ResolvedAt, ContainedAt: inc.ContainedAt}
+		UpdatedAt: inc.UpdatedAt, ClosedAt: inc.ClosedAt, ResolvedAt: inc.ResolvedAt, ContainedAt: inc.ContainedAt,
+		RetriedBy: inc.RetriedBy}
 	if inc.Verdict != nil {
 		s.VerdictKind = inc.Verdict.Kind
 	}

@@ -193,3 +193,26 @@ func TestNodePortsAvoidTheEphemeralRange(t *testing.T) {
 		}
 	}
 }
+
+// A node's ports stay claimed (a lock file other simulators respect, in any process) while the
+// cluster lives, closed or not, so that a port a kill closed is not taken by another simulator
+// before the node reopens it; Close releases them.
+func TestNodePortsStayClaimedUntilClose(t *testing.T) {
+	lo := ephemeralLow()
+	if lo <= stableLow+1000 {
+		t.Skipf("ephemeral range starts at %d: no room below it", lo)
+	}
+	c := startCluster(t, 3, 0)
+	_, portText, err := net.SplitHostPort(c.Endpoints().Nodes[0].PeerAddr)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(portText)
+	require.NoError(t, err)
+	require.NoError(t, c.Kill("n1")) // every port of n1 closed
+	f, ok := claimPort(port)
+	require.False(t, ok, "a killed node's port is still claimed")
+	require.Nil(t, f)
+	require.NoError(t, c.Close())
+	f, ok = claimPort(port)
+	require.True(t, ok, "released by Close")
+	require.NoError(t, f.Close())
+}

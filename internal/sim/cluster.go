@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Cluster struct {
 	nodes   []*nodeServer
 	peers   []string   // peer port address of every node; fixed before serving starts
 	portsMu sync.Mutex // serializes listener reconciliation
+
+	claimsMu sync.Mutex
+	claims   []*os.File // the node ports' claims (claimPort), released by Close
 
 	admin     *http.Server
 	adminAddr string
@@ -146,6 +150,14 @@ func (c *Cluster) Close() error {
 		if c.etcd != nil {
 			_ = c.etcd.Close()
 		}
+		c.claimsMu.Lock()
+		for _, f := range c.claims {
+			if f != nil {
+				_ = f.Close()
+			}
+		}
+		c.claims = nil
+		c.claimsMu.Unlock()
 	})
 	return nil
 }

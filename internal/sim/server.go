@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/simctl"
@@ -65,7 +67,7 @@ func newNodeServer(c *Cluster, i int) *nodeServer {
 // addresses are known (and immutable) before any request can arrive.
 func (s *nodeServer) bindFresh() (lns [3]net.Listener, err error) {
 	for k := range lns {
-		if lns[k], err = listenStable(s.c.opts.Host); err != nil {
+		if lns[k], err = s.listenStable(s.c.opts.Host); err != nil {
 			for _, ln := range lns[:k] {
 				_ = ln.Close()
 			}
@@ -85,20 +87,54 @@ func (s *nodeServer) serveFresh(lns [3]net.Listener) {
 	s.serveGRPC(lns[2])
 }
 
-// listenStable binds a free port that no outgoing connection can take while the node has it
-// closed: a partition closes the peer port, a kill every port, and they reopen on the same
-// numbers. The kernel picks the local ports of outgoing connections (the responder's kept-alive
-// ones included) from its ephemeral range, so a port taken below that range stays ours; port 0
-// would be in it. Where the range leaves no room below it, port 0.
-func listenStable(host string) (net.Listener, error) {
+// listenStable binds a free port that nobody else takes while the node has it closed: a
+// partition closes the peer port, a kill every port, and they reopen on the same numbers.
+//   - The kernel picks the local ports of outgoing connections (the responder's kept-alive ones
+//     included) from its ephemeral range, so the port is taken below that range; port 0 would
+//     be in it.
+//   - Other simulators (tests run many at once, in several processes) pick ports the same way:
+//     each port is claimed with a lock file (claimPort) for as long as the cluster lives, and a
+//     port another simulator claimed is not taken even while it is closed.
+//
+// Where the range leaves no room below it, port 0.
+func (s *nodeServer) listenStable(host string) (net.Listener, error) {
 	if lo := ephemeralLow(); lo > stableLow+1000 {
-		for range 100 {
-			if ln, err := net.Listen("tcp", hostPort(host, stableLow+rand.N(lo-stableLow))); err == nil {
-				return ln, nil
+		for range 200 {
+			port := stableLow + rand.N(lo-stableLow)
+			claim, ok := claimPort(port)
+			if !ok {
+				continue
 			}
+			ln, err := net.Listen("tcp", hostPort(host, port))
+			if err != nil {
+				claim.Close()
+				continue
+			}
+			s.c.claimsMu.Lock()
+			s.c.claims = append(s.c.claims, claim)
+			s.c.claimsMu.Unlock()
+			return ln, nil
 		}
 	}
 	return net.Listen("tcp", hostPort(host, 0))
+}
+
+// claimPort takes an exclusive advisory lock on a file naming port, shared by every simulator
+// on the machine; the kernel releases it when the file is closed or the process dies.
+func claimPort(port int) (*os.File, bool) {
+	dir := filepath.Join(os.TempDir(), "zmysim-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, true // no claims possible here: take the port unclaimed, as before
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, false
+	}
+	return f, true
 }
 
 // stableLow keeps listenStable above the ports services are usually configured on.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // notification is one firing ZMY_Quorum_Down alert, new each time (its fingerprint is i), for a
@@ -65,7 +65,7 @@ func sendWebhooks(ctx context.Context, url string, rate float64, d time.Duration
 		body := notification(i)
 		wg.Go(func() {
 			start := time.Now()
-			err := post(ctx, client, url, body)
+			err := stack.PostNotification(ctx, client, url, body)
 			lat := time.Since(start)
 			mu.Lock()
 			defer mu.Unlock()
@@ -86,24 +86,6 @@ func sendWebhooks(ctx context.Context, url string, rate float64, d time.Duration
 	}
 	wg.Wait()
 	return lats, errs, firstErr
-}
-
-func post(ctx context.Context, client *http.Client, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("answer %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return nil
 }
 
 // counters are the counter series of one scrape (and the _count and _sum of its summaries and

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // child is a process the benchmark started, in a process group of its own, its output in a log.
@@ -110,26 +112,7 @@ func (c *child) cpu() (self, children time.Duration, err error) {
 }
 
 // memory is VmRSS and VmHWM (peak) in bytes.
-func (c *child) memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	return rss, peak, nil
-}
+func (c *child) memory() (rss, peak int64, err error) { return stack.ProcessMemory(c.cmd.Process.Pid) }
 
 // runQueueWait is how long the process's threads have waited for a CPU so far, summed over the
 // threads alive now (/proc/PID/task/*/schedstat, second field): time the responder was ready to

@@ -5,16 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/alertmanager/notify/webhook"
 	"github.com/prometheus/alertmanager/template"
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // reqIDPlaceholder is replaced in every request so that each delivery carries alerts never seen
@@ -90,7 +89,7 @@ func drive(ctx context.Context, url string, tmpl []byte, senders int, d, warmup 
 				}
 				body := bytes.ReplaceAll(tmpl, []byte(reqIDPlaceholder), fmt.Appendf(nil, "%08x", n))
 				start := time.Now()
-				err := post(ctx, client, url, body)
+				err := stack.PostNotification(ctx, client, url, body)
 				lat := time.Since(start)
 				mu.Lock()
 				switch {
@@ -123,24 +122,6 @@ func drive(ctx context.Context, url string, tmpl []byte, senders int, d, warmup 
 		Deliveries: len(lats), Errors: errs, Elapsed: elapsed,
 		P50: quantile(lats, 0.50), P99: quantile(lats, 0.99),
 	}, nil
-}
-
-func post(ctx context.Context, client *http.Client, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("answer %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return nil
 }
 
 // quantile of sorted durations, nearest rank.

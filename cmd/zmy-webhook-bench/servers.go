@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -117,24 +116,7 @@ func (p *process) cpu() (time.Duration, error) { return stack.ProcessCPU(p.cmd.P
 
 // memory reads VmRSS and VmHWM (peak) of the process, in bytes.
 func (p *process) memory() (rss, peak int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	return rss, peak, nil
+	return stack.ProcessMemory(p.cmd.Process.Pid)
 }
 
 var responderReady = regexp.MustCompile(`msg="zmy-responder ready" http=(\S+)`)

@@ -179,3 +179,26 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	const hz = 100
 	return time.Duration(ticks) * time.Second / hz, nil
 }
+
+// ProcessMemory is process pid's resident set size now and its peak (VmRSS and VmHWM of
+// /proc/PID/status), in bytes.
+func ProcessMemory(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	return rss, peak, nil
+}

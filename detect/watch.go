@@ -2,11 +2,14 @@ package detect
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
+	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
 // Run is watch mode: each cluster with a watch interval (its own, else detection.watch_interval)
@@ -104,8 +107,13 @@ func (p *Prober) watch(ctx context.Context, cluster string, every, offset time.D
 			why, _, _ := strings.Cut(v.Reason, ";")
 			p.log.Warn("watch round could not finish: "+budgetExhausted, "cluster", cluster, "reason", why, "duration", v.Duration)
 		case err == nil:
-			p.log.Debug("watch round", "cluster", cluster, "verdict", v.Kind, "healthy", v.Healthy,
-				"partition_score", v.PartitionScore, "duration", v.Duration)
+			level := slog.LevelDebug
+			failed := failedProbes(v.Evidence, 5)
+			if failed != "" {
+				level = slog.LevelInfo // a probe that failed is worth a line: which node, which probe, why
+			}
+			p.log.Log(ctx, level, "watch round", "cluster", cluster, "verdict", v.Kind, "healthy", v.Healthy,
+				"partition_score", v.PartitionScore, "duration", v.Duration, "failed_probes", failed)
 		}
 		select {
 		case <-ctx.Done():
@@ -134,4 +142,28 @@ func (p *Prober) recomputeThresholds(ctx context.Context, cfg *config.Config) {
 		case <-t.C:
 		}
 	}
+}
+
+// failedProbes names the probes of a round that ran and failed, "n3/netcheck: why", at most max
+// of them and a count of the rest; "" when none did.
+func failedProbes(ev []incident.Evidence, max int) string {
+	var out []string
+	n := 0
+	for _, e := range ev {
+		if e.OK || e.Skipped || e.Error == "" {
+			continue
+		}
+		n++
+		if len(out) < max {
+			where := e.Node
+			if where == "" {
+				where = "cluster"
+			}
+			out = append(out, where+"/"+e.Probe+": "+e.Error)
+		}
+	}
+	if n > len(out) {
+		out = append(out, fmt.Sprintf("and %d more", n-len(out)))
+	}
+	return strings.Join(out, "; ")
 }

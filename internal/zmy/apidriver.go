@@ -45,13 +45,11 @@ func NewAPIDriver(cluster config.ClusterConfig, opts DriverOptions) (*APIDriver,
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: admin API HTTP client: %w", cluster.Name, err)
 	}
-	m, err := newDriverMetrics(opts.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: register driver metrics: %w", cluster.Name, err)
-	}
 	d := &APIDriver{cluster: cluster.Name, client: client, timeout: opts.timeout(cluster)}
 	// The API answers JSON whatever is asked; TextOutput has nothing to switch.
-	d.commands = commands{transport: d, metrics: m, maxOutput: opts.maxOutput()}
+	if d.commands, err = newCommands(d, cluster.Name, opts, false); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

@@ -28,6 +28,16 @@ type commands struct {
 	textOutput bool
 }
 
+// newCommands is what both drivers' constructors share: the typed commands over t, their
+// output cap, and the driver metrics registered with opts.Registerer.
+func newCommands(t transport, cluster string, opts DriverOptions, textOutput bool) (commands, error) {
+	m, err := newDriverMetrics(opts.Registerer)
+	if err != nil {
+		return commands{}, fmt.Errorf("cluster %q: register driver metrics: %w", cluster, err)
+	}
+	return commands{transport: t, metrics: m, maxOutput: opts.maxOutput(), textOutput: textOutput}, nil
+}
+
 // Run sends the command args to node: raw, no output parsing. A non-zero exit (an error answer),
 // a timeout or a failure to send returns a *CommandError together with the Result (nil only if
 // nothing was sent). The call ends at the earlier of ctx's deadline and the driver's Timeout.

@@ -101,7 +101,6 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 		timeout:   opts.timeout(cluster),
 		waitDelay: opts.WaitDelay,
 	}
-	d.commands = commands{transport: d, maxOutput: opts.maxOutput(), textOutput: opts.TextOutput}
 	if d.waitDelay <= 0 {
 		d.waitDelay = DefaultWaitDelay
 	}
@@ -125,11 +124,9 @@ func NewDriver(cluster config.ClusterConfig, opts DriverOptions) (*Driver, error
 			return nil, fmt.Errorf("cluster %q: zmyctl argv template renders an empty program name for node %s", cluster.Name, n.ID)
 		}
 	}
-	m, err := newDriverMetrics(opts.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: register driver metrics: %w", cluster.Name, err)
+	if d.commands, err = newCommands(d, cluster.Name, opts, opts.TextOutput); err != nil {
+		return nil, err
 	}
-	d.metrics = m
 	return d, nil
 }
 

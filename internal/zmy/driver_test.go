@@ -171,7 +171,7 @@ func TestOversizedOutputIsCappedAndMalformed(t *testing.T) {
 func groupGone(t *testing.T, pgid int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return len(liveGroupMembers(t, pgid)) == 0 },
-		time.Second, 10*time.Millisecond, "process group %d still has live members", pgid)
+		10*time.Second, 10*time.Millisecond, "process group %d still has live members", pgid)
 	require.Eventually(t, func() bool {
 		return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
 	}, 10*time.Second, 20*time.Millisecond, "process group %d still exists", pgid)
@@ -200,7 +200,7 @@ func liveGroupMembers(t *testing.T, pgid int) []int {
 	return live
 }
 
-// readPid reads a pid the fake wrote, waiting briefly for it to appear.
+// readPid reads a pid the fake wrote, waiting (up to a deadline a loaded machine meets) for it to appear.
 func readPid(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
@@ -211,7 +211,7 @@ func readPid(t *testing.T, path string) int {
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
-	}, 2*time.Second, 5*time.Millisecond)
+	}, 10*time.Second, 5*time.Millisecond)
 	return pid
 }
 

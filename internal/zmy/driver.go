@@ -197,6 +197,9 @@ func (d *Driver) exec(ctx context.Context, node config.NodeConfig, command strin
 		// "text file busy": the executable is still open for writing somewhere (being
 		// replaced by a package upgrade, or a just-written file whose descriptor a concurrent
 		// fork inherited). Nothing ran; trying again shortly is safe.
+		if isTextBusy(err) && attempt < 20 {
+			textBusyRetry()
+		}
 		if isTextBusy(err) && attempt < 20 && sleepCtx(ctx, time.Duration(attempt+1)*5*time.Millisecond) {
 			continue
 		}
@@ -305,6 +308,9 @@ func (c *cappedBuffer) result() (string, bool) {
 	defer c.mu.Unlock()
 	return c.buf.String(), c.truncated
 }
+
+// textBusyRetry is called before each retry of a start refused with ETXTBSY (a seam for tests).
+var textBusyRetry = func() {}
 
 // sleepCtx waits d, or less if ctx ends first; it reports whether the full wait elapsed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -409,12 +409,24 @@ func TestZmyctlBeingWrittenIsStartedOnceTheWriterCloses(t *testing.T) {
 	// that inherited a just-written file's descriptor) does: exec fails with ETXTBSY meanwhile.
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	require.NoError(t, err)
+	busy := make(chan struct{}, 1)
+	textBusyRetry = func() {
+		select {
+		case busy <- struct{}{}:
+		default:
+		}
+	}
+	t.Cleanup(func() { textBusyRetry = func() {} })
 	done := make(chan error, 1)
 	go func() {
 		_, err := d.Run(t.Context(), testNode, "raft", "state")
 		done <- err
 	}()
-	time.Sleep(30 * time.Millisecond) // let the first attempts meet the busy file
+	select { // the first start met the busy file
+	case <-busy:
+	case err := <-done:
+		t.Fatalf("the command ended (%v) without meeting the busy file", err)
+	}
 	require.NoError(t, f.Close())
 	require.NoError(t, <-done, "a start refused with 'text file busy' is tried again: nothing ran")
 }

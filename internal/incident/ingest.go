@@ -124,6 +124,7 @@ type touched struct {
 	meta      incidentMeta
 	inc       *Incident    // nil until needed
 	dirty     bool         // inc must be written back
+	added     bool         // a new alert was stored in this transaction
 	resolved  bool         // a resolved alert arrived in this transaction
 	truncated bool         // this transaction already added the notification's truncatedAlerts
 	noted     bool         // this transaction already noted a cut name (one note per incident)
@@ -275,6 +276,7 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		if err := tx.putAlert(t.seq, id, v); err != nil {
 			return nil, err
 		}
+		t.added = t.added || old == nil
 		if d.Alert.Status == string(model.AlertResolved) {
 			t.resolved = true
 		}
@@ -291,9 +293,10 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 	}
 
 	for _, t := range order {
-		// Only a resolved alert can make every alert resolved, and only a firing one can undo a
-		// recorded resolution: skip the scan otherwise.
-		if t.resolved || t.meta&metaResolved != 0 {
+		// Whether every alert is resolved changes only with the set of alerts, which a repeat
+		// leaves as it is; and only a resolved alert can make every alert resolved, only a firing
+		// one undo a recorded resolution: skip the scan (a listing of every alert) otherwise.
+		if t.added && (t.resolved || t.meta&metaResolved != 0) {
 			ids, err := tx.alertIDs(t.seq)
 			if err != nil {
 				return nil, err

@@ -456,14 +456,10 @@ func (t *etcdIngest) putAlert(seq uint64, id alertID, v []byte) error {
 
 func (t *etcdIngest) counts(seq uint64) (alertCounts, bool, error) {
 	v, err := t.get(t.s.keys.count(seq))
-	if err != nil || v == nil {
+	if err != nil {
 		return alertCounts{}, false, err
 	}
-	c, err := decodeCounts(v)
-	if err != nil {
-		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
-	}
-	return c, true, nil
+	return storedCounts(seq, v)
 }
 
 func (t *etcdIngest) putCounts(seq uint64, c alertCounts) error {

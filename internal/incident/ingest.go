@@ -116,6 +116,18 @@ func decodeCounts(v []byte) (alertCounts, error) {
 	return alertCounts{binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])}, nil
 }
 
+// storedCounts is ingestTxn.counts of a stored value v of incident seq (nil: none stored).
+func storedCounts(seq uint64, v []byte) (alertCounts, bool, error) {
+	if v == nil {
+		return alertCounts{}, false, nil
+	}
+	c, err := decodeCounts(v)
+	if err != nil {
+		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
+	}
+	return c, true, nil
+}
+
 // touched is an incident an ingest transaction attaches alerts to. Its record is decoded only
 // when it must change (created, truncated count, resolution): a plain delivery reads one byte of
 // meta and writes its alert, however large the record has grown with evidence and commands.

@@ -120,15 +120,7 @@ func (b *boltIngest) alertIDs(seq uint64) ([]alertID, error) {
 }
 
 func (b *boltIngest) counts(seq uint64) (alertCounts, bool, error) {
-	v := b.tallies.Get(seqKey(seq))
-	if v == nil {
-		return alertCounts{}, false, nil
-	}
-	c, err := decodeCounts(v)
-	if err != nil {
-		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
-	}
-	return c, true, nil
+	return storedCounts(seq, b.tallies.Get(seqKey(seq)))
 }
 
 func (b *boltIngest) putCounts(seq uint64, c alertCounts) error {

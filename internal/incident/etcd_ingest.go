@@ -401,10 +401,11 @@ func (t *etcdIngest) nextSeq() (uint64, error) {
 
 func (t *etcdIngest) meta(seq uint64) (incidentMeta, bool, error) {
 	v, err := t.get(t.s.keys.meta(seq))
-	if err != nil || len(v) != 1 {
+	if err != nil {
 		return 0, false, err
 	}
-	return incidentMeta(v[0]), true, nil
+	m, ok := storedMeta(v)
+	return m, ok, nil
 }
 
 func (t *etcdIngest) record(seq uint64) (*Incident, error) {

@@ -429,6 +429,14 @@ const (
 	metaResolved
 )
 
+// storedMeta decodes a stored meta value; false when there is none (or not one byte).
+func storedMeta(v []byte) (incidentMeta, bool) {
+	if len(v) != 1 {
+		return 0, false
+	}
+	return incidentMeta(v[0]), true
+}
+
 func metaOf(inc *Incident) incidentMeta {
 	var m incidentMeta
 	if inc.Open() {

@@ -133,19 +133,28 @@ const openScrapeTimeout = 5 * time.Second
 func (o *openIncidents) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), openScrapeTimeout)
 	defer cancel()
-	open, err := o.j.List(ctx, true)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(descOpen, fmt.Errorf("list open incidents: %w", err))
-		return
-	}
 	counts := map[string]int{}
 	if names := o.clusters.Load(); names != nil {
 		for _, n := range *names {
 			counts[n] = 0
 		}
 	}
-	for _, inc := range open {
-		counts[inc.Cluster]++
+	// Summaries, a page at a time: a scrape needs the cluster of each open incident, not its
+	// alerts (up to webhook.max_alerts_per_incident each), which List would load and decode.
+	q := incident.PageQuery{State: incident.StateOpen, Limit: incident.MaxPageLimit}
+	for {
+		page, err := o.j.Page(ctx, q)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descOpen, fmt.Errorf("list open incidents: %w", err))
+			return
+		}
+		for _, s := range page.Incidents {
+			counts[s.Cluster]++
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
 	}
 	for c, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n), c)

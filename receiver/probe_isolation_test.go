@@ -39,12 +39,10 @@ clusters:
 `)
 	r := startRun(t, Options{ConfigFile: cfg, NewRunbook: DefaultRunbook})
 
-	deadline := time.Now().Add(30 * time.Second)
-	for metricValue(t, r.reg, "zmy_responder_probe_slots_in_use") < 1 ||
-		metricValue(t, r.reg, "zmy_responder_probe_slots_waiting") < 1 {
-		require.True(t, time.Now().Before(deadline), "the watch round holds the only probe slot while other probes wait")
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 30*time.Second, "the watch round to hold the only probe slot while other probes wait", func() bool {
+		return metricValue(t, r.reg, "zmy_responder_probe_slots_in_use") >= 1 &&
+			metricValue(t, r.reg, "zmy_responder_probe_slots_waiting") >= 1
+	})
 
 	for i, fp := range []string{"fp-1", "fp-2", "fp-3"} {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

@@ -97,15 +97,9 @@ func TestRunPrunesAtStart(t *testing.T) {
 	require.NoError(t, j.Close())
 
 	r := startRun(t, Options{ConfigFile: configFile(t, testClusters), StoragePath: dir, Retention: 720 * time.Hour})
-	deadline := time.Now().Add(30 * time.Second)
-	for metricValue(t, r.reg, "zmy_responder_journal_pruned_total") < 1 {
-		require.True(t, time.Now().Before(deadline), "nothing pruned within 30s of start")
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(20 * time.Millisecond): // polling a condition, with a deadline
-		}
-	}
+	waitUntil(t, 30*time.Second, "a prune at start", func() bool {
+		return metricValue(t, r.reg, "zmy_responder_journal_pruned_total") >= 1
+	})
 	code, _ := r.env().do(t, "GET", "/api/v1/incidents/inc-000001", nil)
 	require.Equal(t, 404, code, "closed 40 days ago: pruned")
 	for _, id := range []string{"inc-000002", "inc-000003"} {

@@ -390,3 +390,18 @@ func TestWebhookUnknownClustersLogOnce(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, 1, len(warn()))
 }
+
+// incidents_open counts every open incident, however many pages of the store they take.
+func TestIncidentsOpenCountsEveryPage(t *testing.T) {
+	env := newEnv(t, testClusters)
+	n := incident.MaxPageLimit + 50
+	ds := make([]incident.Delivery, n)
+	for i := range ds {
+		ds[i] = incident.Delivery{Cluster: "east", Alertname: fmt.Sprintf("ZMY_Alert_%d", i), Known: true,
+			Alert: incident.AlertRecord{Fingerprint: "f", Status: "firing", StartsAt: time.Now(), Labels: map[string]string{"cluster": "east"}}}
+	}
+	res, err := env.j.Ingest(t.Context(), ds)
+	require.NoError(t, err)
+	require.True(t, res[n-1].Created && res[n-1].Open)
+	require.Equal(t, float64(n), gaugeValue(t, env, "zmy_responder_incidents_open"))
+}

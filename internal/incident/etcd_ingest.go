@@ -401,10 +401,11 @@ func (t *etcdIngest) nextSeq() (uint64, error) {
 
 func (t *etcdIngest) meta(seq uint64) (incidentMeta, bool, error) {
 	v, err := t.get(t.s.keys.meta(seq))
-	if err != nil || len(v) != 1 {
+	if err != nil {
 		return 0, false, err
 	}
-	return incidentMeta(v[0]), true, nil
+	m, ok := storedMeta(v)
+	return m, ok, nil
 }
 
 func (t *etcdIngest) record(seq uint64) (*Incident, error) {
@@ -456,14 +457,10 @@ func (t *etcdIngest) putAlert(seq uint64, id alertID, v []byte) error {
 
 func (t *etcdIngest) counts(seq uint64) (alertCounts, bool, error) {
 	v, err := t.get(t.s.keys.count(seq))
-	if err != nil || v == nil {
+	if err != nil {
 		return alertCounts{}, false, err
 	}
-	c, err := decodeCounts(v)
-	if err != nil {
-		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
-	}
-	return c, true, nil
+	return storedCounts(seq, v)
 }
 
 func (t *etcdIngest) putCounts(seq uint64, c alertCounts) error {

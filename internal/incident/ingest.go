@@ -116,6 +116,18 @@ func decodeCounts(v []byte) (alertCounts, error) {
 	return alertCounts{binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])}, nil
 }
 
+// storedCounts is ingestTxn.counts of a stored value v of incident seq (nil: none stored).
+func storedCounts(seq uint64, v []byte) (alertCounts, bool, error) {
+	if v == nil {
+		return alertCounts{}, false, nil
+	}
+	c, err := decodeCounts(v)
+	if err != nil {
+		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
+	}
+	return c, true, nil
+}
+
 // touched is an incident an ingest transaction attaches alerts to. Its record is decoded only
 // when it must change (created, truncated count, resolution): a plain delivery reads one byte of
 // meta and writes its alert, however large the record has grown with evidence and commands.
@@ -124,6 +136,7 @@ type touched struct {
 	meta      incidentMeta
 	inc       *Incident    // nil until needed
 	dirty     bool         // inc must be written back
+	added     bool         // a new alert was stored in this transaction
 	resolved  bool         // a resolved alert arrived in this transaction
 	truncated bool         // this transaction already added the notification's truncatedAlerts
 	noted     bool         // this transaction already noted a cut name (one note per incident)
@@ -275,6 +288,7 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 		if err := tx.putAlert(t.seq, id, v); err != nil {
 			return nil, err
 		}
+		t.added = t.added || old == nil
 		if d.Alert.Status == string(model.AlertResolved) {
 			t.resolved = true
 		}
@@ -291,9 +305,10 @@ func ingest(tx ingestTxn, ds []Delivery, now time.Time) ([]IngestResult, error) 
 	}
 
 	for _, t := range order {
-		// Only a resolved alert can make every alert resolved, and only a firing one can undo a
-		// recorded resolution: skip the scan otherwise.
-		if t.resolved || t.meta&metaResolved != 0 {
+		// Whether every alert is resolved changes only with the set of alerts, which a repeat
+		// leaves as it is; and only a resolved alert can make every alert resolved, only a firing
+		// one undo a recorded resolution: skip the scan (a listing of every alert) otherwise.
+		if t.added && (t.resolved || t.meta&metaResolved != 0) {
 			ids, err := tx.alertIDs(t.seq)
 			if err != nil {
 				return nil, err
@@ -413,6 +428,14 @@ const (
 	metaUnknownCluster
 	metaResolved
 )
+
+// storedMeta decodes a stored meta value; false when there is none (or not one byte).
+func storedMeta(v []byte) (incidentMeta, bool) {
+	if len(v) != 1 {
+		return 0, false
+	}
+	return incidentMeta(v[0]), true
+}
 
 func metaOf(inc *Incident) incidentMeta {
 	var m incidentMeta

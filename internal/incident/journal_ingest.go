@@ -85,10 +85,8 @@ func (b *boltIngest) setLatest(g group, seq uint64) error {
 func (b *boltIngest) nextSeq() (uint64, error) { return b.incs.NextSequence() }
 
 func (b *boltIngest) meta(seq uint64) (incidentMeta, bool, error) {
-	if m := b.metas.Get(seqKey(seq)); len(m) == 1 {
-		return incidentMeta(m[0]), true, nil
-	}
-	return 0, false, nil
+	m, ok := storedMeta(b.metas.Get(seqKey(seq)))
+	return m, ok, nil
 }
 
 func (b *boltIngest) record(seq uint64) (*Incident, error) { return getIncident(b.incs, seq) }
@@ -120,15 +118,7 @@ func (b *boltIngest) alertIDs(seq uint64) ([]alertID, error) {
 }
 
 func (b *boltIngest) counts(seq uint64) (alertCounts, bool, error) {
-	v := b.tallies.Get(seqKey(seq))
-	if v == nil {
-		return alertCounts{}, false, nil
-	}
-	c, err := decodeCounts(v)
-	if err != nil {
-		return c, false, fmt.Errorf("incident %s: %w", FormatID(seq), err)
-	}
-	return c, true, nil
+	return storedCounts(seq, b.tallies.Get(seqKey(seq)))
 }
 
 func (b *boltIngest) putCounts(seq uint64, c alertCounts) error {

@@ -147,7 +147,7 @@ func (j *Journal) Page(ctx context.Context, q PageQuery) (*Page, error) {
 			}
 			seq := binary.BigEndian.Uint64(k)
 			if state == StateClosed {
-				if m := metas.Get(k); len(m) == 1 && incidentMeta(m[0])&metaOpen != 0 {
+				if m, ok := storedMeta(metas.Get(k)); ok && m&metaOpen != 0 {
 					continue
 				}
 			}

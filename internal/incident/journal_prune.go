@@ -44,7 +44,7 @@ func (j *Journal) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 				scanned++
 				seq := binary.BigEndian.Uint64(k)
 				from = seq + 1
-				if m := metas.Get(k); len(m) == 1 && incidentMeta(m[0])&metaOpen != 0 {
+				if m, ok := storedMeta(metas.Get(k)); ok && m&metaOpen != 0 {
 					continue // open: kept, nothing to decode
 				}
 				s, err := summaryOfRecord(seq, v)
@@ -102,7 +102,7 @@ func (j *Journal) pruneBatch(batch []pruneTarget) (n, through int, err error) {
 			if incs.Get(k) == nil {
 				continue
 			}
-			if m := metas.Get(k); len(m) == 1 && incidentMeta(m[0])&metaOpen != 0 {
+			if m, ok := storedMeta(metas.Get(k)); ok && m&metaOpen != 0 {
 				continue
 			}
 			gk := groupKey(p.g.cluster, p.g.alertname)

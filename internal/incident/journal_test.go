@@ -120,3 +120,44 @@ func TestPruneLeavesNothing(t *testing.T) {
 		return nil
 	}))
 }
+
+// listingTxn counts the alert listings of an ingest transaction.
+type listingTxn struct {
+	ingestTxn
+	lists int
+}
+
+func (l *listingTxn) alertIDs(seq uint64) ([]alertID, error) {
+	l.lists++
+	return l.ingestTxn.alertIDs(seq)
+}
+
+// TestRepeatsDoNotListAlerts: whether every alert is resolved is decided again only when an
+// alert was added; a repeat (Alertmanager resends resolved alerts at every group flush) does not
+// list the incident's alerts, however many it holds.
+func TestRepeatsDoNotListAlerts(t *testing.T) {
+	j := openTest(t, t.TempDir())
+	lists := func(ds ...Delivery) int {
+		t.Helper()
+		require.NoError(t, prepareDeliveries(ds))
+		var tx *listingTxn
+		require.NoError(t, j.db.Update(func(btx *bolt.Tx) error {
+			tx = &listingTxn{ingestTxn: newBoltIngest(btx)}
+			_, err := ingest(tx, ds, t0)
+			return err
+		}))
+		return tx.lists
+	}
+	require.Zero(t, lists(delivery("east", "aaa", "firing", t0), delivery("east", "bbb", "firing", t0)))
+	require.Equal(t, 1, lists(delivery("east", "aaa", "resolved", t0)), "a new resolved alert: listed")
+	require.Zero(t, lists(delivery("east", "aaa", "resolved", t0)), "a repeated resolution")
+	require.Equal(t, 1, lists(delivery("east", "bbb", "resolved", t0)), "the last alert resolves")
+	inc, err := j.Get(t.Context(), "inc-000001")
+	require.NoError(t, err)
+	require.NotNil(t, inc.ResolvedAt)
+	require.Zero(t, lists(delivery("east", "aaa", "firing", t0), delivery("east", "bbb", "resolved", t0)), "repeats on a resolved incident")
+	require.Equal(t, 1, lists(delivery("east", "aaa", "firing", t0.Add(time.Hour))), "a new firing on a resolved incident")
+	inc, err = j.Get(t.Context(), "inc-000001")
+	require.NoError(t, err)
+	require.Nil(t, inc.ResolvedAt)
+}

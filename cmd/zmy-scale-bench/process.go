@@ -4,82 +4,40 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
-// child is a process the benchmark started, in a process group of its own, its output in a log.
-type child struct {
-	name string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// child is a process the benchmark started: a stack.Process (its own process group, its output
+// in dir/name.log), with the readings the benchmark takes of it.
+type child struct{ *stack.Process }
 
 func startChild(dir, name string, argv []string) (*child, error) {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
+	p, err := stack.StartProcess(dir, name, argv, nil)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); f.Close(); close(c.done) }()
-	return c, nil
-}
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
+	return &child{p}, nil
 }
 
 // stop is SIGTERM to the group, SIGKILL after 10 s.
-func (c *child) stop() {
-	if c.exited() {
-		return
-	}
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-c.done
-	}
-}
+func (c *child) stop() { c.Stop(10 * time.Second) }
 
-func (c *child) tail() string {
-	b, _ := os.ReadFile(c.log)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
+func (c *child) tail() string { return c.Tail(2000) }
 
 // waitFor polls cond every 50 ms until it holds, the child exits, or the deadline passes.
 func (c *child) waitFor(ctx context.Context, what string, d time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
-		if c.exited() {
-			return fmt.Errorf("%s exited before %s:\n%s", c.name, what, c.tail())
+		if c.Exited() {
+			return fmt.Errorf("%s exited before %s:\n%s", c.Name, what, c.tail())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: no %s within %s:\n%s", c.name, what, d, c.tail())
+			return fmt.Errorf("%s: no %s within %s:\n%s", c.Name, what, d, c.tail())
 		}
 		if err := pause(ctx, 50*time.Millisecond); err != nil {
 			return err
@@ -91,7 +49,7 @@ func (c *child) waitFor(ctx context.Context, what string, d time.Duration, cond 
 // cpu is the process's own user+system CPU time, and that of its children it has waited for
 // (the zmyctl processes, for the responder), from /proc/PID/stat.
 func (c *child) cpu() (self, children time.Duration, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Pid()))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -99,12 +57,12 @@ func (c *child) cpu() (self, children time.Duration, err error) {
 	// cutime and cstime (fields 14–17) are the 12th to 15th of them.
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	if len(f) < 15 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", c.cmd.Process.Pid, len(f))
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", c.Pid(), len(f))
 	}
 	var ticks [4]int64
 	for i := range ticks {
 		if ticks[i], err = strconv.ParseInt(f[11+i], 10, 64); err != nil {
-			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", c.cmd.Process.Pid, err)
+			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", c.Pid(), err)
 		}
 	}
 	const hz = 100 // USER_HZ
@@ -112,13 +70,13 @@ func (c *child) cpu() (self, children time.Duration, err error) {
 }
 
 // memory is VmRSS and VmHWM (peak) in bytes.
-func (c *child) memory() (rss, peak int64, err error) { return stack.ProcessMemory(c.cmd.Process.Pid) }
+func (c *child) memory() (rss, peak int64, err error) { return stack.ProcessMemory(c.Pid()) }
 
 // runQueueWait is how long the process's threads have waited for a CPU so far, summed over the
 // threads alive now (/proc/PID/task/*/schedstat, second field): time the responder was ready to
 // run and the machine gave it no core.
 func (c *child) runQueueWait() (time.Duration, error) {
-	dir := fmt.Sprintf("/proc/%d/task", c.cmd.Process.Pid)
+	dir := fmt.Sprintf("/proc/%d/task", c.Pid())
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err

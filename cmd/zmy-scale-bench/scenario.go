@@ -178,7 +178,7 @@ func (s scenario) run(ctx context.Context) (result, error) {
 	defer responder.stop()
 	var base string
 	if err := responder.waitFor(ctx, "ready line", time.Minute, func() bool {
-		b, _ := os.ReadFile(responder.log)
+		b, _ := os.ReadFile(responder.LogPath)
 		if m := responderReady.FindSubmatch(b); m != nil {
 			base = "http://" + string(m[1])
 			return true

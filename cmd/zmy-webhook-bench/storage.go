@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zmyorg/zmy-responder/internal/stack"
 )
 
 // benchStorage measures the responder's ingest with each storage backend, bbolt and etcd
@@ -87,10 +88,15 @@ func startEtcd(ctx context.Context, bin, dir string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, peer := freeURL(), freeURL()
-	if client == "" || peer == "" {
-		return nil, fmt.Errorf("no free loopback port for etcd")
+	clientPort, err := stack.FreePort()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
 	}
+	peerPort, err := stack.FreePort()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	client, peer := fmt.Sprintf("http://127.0.0.1:%d", clientPort), fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	p := &process{cmd: exec.CommandContext(ctx, bin, "--name=bench", "--data-dir="+data,
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
@@ -123,16 +129,6 @@ func startEtcd(ctx context.Context, bin, dir string) (*process, error) {
 	}
 	p.stop()
 	return nil, fmt.Errorf("%s not healthy after 30s:\n%s", bin, p.tail)
-}
-
-// freeURL is http://127.0.0.1:<a port free right now>, or "" when none is.
-func freeURL() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ""
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
 }
 
 // etcdCommits reads etcd_server_proposals_committed_total from etcd's /metrics: one per write

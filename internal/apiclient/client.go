@@ -160,29 +160,17 @@ func (c *Client) Incidents(ctx context.Context, o ListOptions) (*IncidentPage, e
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}
-	var p IncidentPage
-	if err := c.do(ctx, http.MethodGet, "incidents", q, nil, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return call[IncidentPage](ctx, c, http.MethodGet, "incidents", q, nil)
 }
 
 // Incident returns one incident with everything recorded about it.
 func (c *Client) Incident(ctx context.Context, id string) (*incident.Incident, error) {
-	var inc incident.Incident
-	if err := c.do(ctx, http.MethodGet, "incidents/"+url.PathEscape(id), nil, nil, &inc); err != nil {
-		return nil, err
-	}
-	return &inc, nil
+	return call[incident.Incident](ctx, c, http.MethodGet, "incidents/"+url.PathEscape(id), nil, nil)
 }
 
 // Decide posts the decision action ("approve", "abort", …) on the incident.
 func (c *Client) Decide(ctx context.Context, id, action string, d Decision) (*ActionResult, error) {
-	var r ActionResult
-	if err := c.do(ctx, http.MethodPost, "incidents/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, d, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return call[ActionResult](ctx, c, http.MethodPost, "incidents/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, d)
 }
 
 // Clusters lists every configured cluster.
@@ -198,20 +186,12 @@ func (c *Client) SetPaused(ctx context.Context, cluster string, pause bool, d De
 	if pause {
 		action = "pause"
 	}
-	var r ClusterResult
-	if err := c.do(ctx, http.MethodPost, "clusters/"+url.PathEscape(cluster)+"/"+action, nil, d, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return call[ClusterResult](ctx, c, http.MethodPost, "clusters/"+url.PathEscape(cluster)+"/"+action, nil, d)
 }
 
 // Plan runs the dry run of the cluster now.
 func (c *Client) Plan(ctx context.Context, cluster string) (*Plan, error) {
-	var p Plan
-	if err := c.do(ctx, http.MethodGet, "clusters/"+url.PathEscape(cluster)+"/plan", nil, nil, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return call[Plan](ctx, c, http.MethodGet, "clusters/"+url.PathEscape(cluster)+"/plan", nil, nil)
 }
 
 // OpenAPI returns the daemon's OpenAPI description (YAML).
@@ -219,6 +199,15 @@ func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
 	var raw []byte
 	err := c.do(ctx, http.MethodGet, "openapi.yaml", nil, nil, &raw)
 	return raw, err
+}
+
+// call is do decoding into a new T: the T, or nil and the error (never a half-filled T).
+func call[T any](ctx context.Context, c *Client, method, path string, q url.Values, body any) (*T, error) {
+	var v T
+	if err := c.do(ctx, method, path, q, body, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // do sends one request to /api/v1/<path> and decodes the JSON answer into out (a *[]byte

@@ -120,7 +120,7 @@ type paging struct {
 	cfgPath      string
 	oncall       *capture
 	daemon       *exec.Cmd
-	exited       chan struct{}
+	exited       <-chan struct{}
 	firedAt      time.Time
 }
 
@@ -199,33 +199,9 @@ func (p *paging) startResponder(t *testing.T, port int) {
 	p.daemon = exec.Command(filepath.Join(binDir, "zmy-responder"), "--config.file="+p.cfgPath,
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--grpc.listen-address=",
 		"--storage.path="+t.TempDir(), "--log.level=warn")
-	var log bytes.Buffer
-	var mu sync.Mutex
-	p.daemon.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return log.Write(b) })
-	require.NoError(t, p.daemon.Start())
-	p.exited = make(chan struct{})
-	go func() { _ = p.daemon.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("zmy-responder log:\n%s", log.String())
-			mu.Unlock()
-		}
-	})
-	waitFor(t, t.Context(), time.Minute, "zmy-responder ready", func() (bool, error) {
-		select {
-		case <-p.exited:
-			t.Fatalf("zmy-responder exited during start: %v", p.daemon.ProcessState)
-		default:
-		}
-		resp, err := http.Get(p.responderURL + "/-/ready")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
+	var err error
+	p.exited, err = testenv.StartUntilReady(t, "zmy-responder", p.daemon, p.responderURL+"/-/ready", time.Minute)
+	require.NoError(t, err)
 }
 
 // kill is kill -9 of the responder.
@@ -441,7 +417,3 @@ func (c *capture) all() []notification {
 	defer c.mu.Unlock()
 	return append([]notification(nil), c.notes...)
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

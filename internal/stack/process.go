@@ -28,8 +28,9 @@ type Process struct {
 	err     error
 }
 
-// start runs argv in its own process group with stdout+stderr appended to dir/name.log.
-func start(dir, name string, argv []string, env []string) (*Process, error) {
+// StartProcess runs argv in its own process group, with env added to this process's
+// environment and stdout+stderr appended to dir/name.log.
+func StartProcess(dir, name string, argv []string, env []string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -160,7 +160,7 @@ func (s *Stack) startEtcd(ctx context.Context) error {
 	}
 	s.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	s.Etcd, err = start(s.opts.Dir, "etcd", []string{bin, "--name=stack",
+	s.Etcd, err = StartProcess(s.opts.Dir, "etcd", []string{bin, "--name=stack",
 		"--data-dir=" + filepath.Join(s.opts.Dir, "etcd-data"),
 		"--listen-client-urls=" + s.EtcdURL, "--advertise-client-urls=" + s.EtcdURL,
 		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
@@ -211,7 +211,7 @@ receivers:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("alertmanager config: %w", err)
 	}
-	s.Alertmanager, err = start(s.opts.Dir, "alertmanager", []string{amBin,
+	s.Alertmanager, err = StartProcess(s.opts.Dir, "alertmanager", []string{amBin,
 		"--config.file=" + path,
 		"--storage.path=" + filepath.Join(s.opts.Dir, "alertmanager-data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
@@ -244,7 +244,7 @@ func (s *Stack) startSim(ctx context.Context) error {
 		argv = append(argv, "--alertmanager-url", s.AlertmanagerURL)
 	}
 	_ = os.Remove(ready)
-	s.Sim, err = start(s.opts.Dir, "zmysim", argv, nil)
+	s.Sim, err = StartProcess(s.opts.Dir, "zmysim", argv, nil)
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (s *Stack) StartReplica(ctx context.Context, i int) error {
 	if r.Name != "" {
 		name += "-" + r.Name
 	}
-	p, err := start(s.opts.Dir, name, r.args, nil)
+	p, err := StartProcess(s.opts.Dir, name, r.args, nil)
 	if err != nil {
 		return err
 	}
@@ -405,7 +405,7 @@ func (s *Stack) startPrometheus(ctx context.Context) error {
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return fmt.Errorf("write prometheus config: %w", err)
 	}
-	s.Prometheus, err = start(s.opts.Dir, "prometheus", []string{promBin,
+	s.Prometheus, err = StartProcess(s.opts.Dir, "prometheus", []string{promBin,
 		"--config.file=" + path,
 		"--storage.tsdb.path=" + filepath.Join(s.opts.Dir, "prometheus-data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),

@@ -44,5 +44,6 @@ func startAlertmanager(t testing.TB, bin string, port int, config string) (*Aler
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.external-url="+am.URL,
 		"--cluster.listen-address=", "--log.level=warn")
-	return am, startUntilReady(t, "alertmanager", cmd, am.URL+"/-/ready", 20*time.Second)
+	_, err := StartUntilReady(t, "alertmanager", cmd, am.URL+"/-/ready", 20*time.Second)
+	return am, err
 }

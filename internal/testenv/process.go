@@ -8,21 +8,22 @@ import (
 	"time"
 )
 
-// startUntilReady starts cmd (a server for one test: its output is kept and logged when the
+// StartUntilReady starts cmd (a server for one test: its output is kept and logged when the
 // test failed, Cleanup kills it) and polls readyURL until it answers 200, up to timeout. A
-// server that exits first, or is not ready in time, is an error carrying its log.
-func startUntilReady(t testing.TB, name string, cmd *exec.Cmd, readyURL string, timeout time.Duration) error {
+// server that exits first, or is not ready in time, is an error carrying its log. exited is
+// closed once the process has ended and been waited for (a test that kills it waits on it).
+func StartUntilReady(t testing.TB, name string, cmd *exec.Cmd, readyURL string, timeout time.Duration) (exited <-chan struct{}, err error) {
 	t.Helper()
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-done
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, log.String())
 		}
@@ -31,19 +32,19 @@ func startUntilReady(t testing.TB, name string, cmd *exec.Cmd, readyURL string, 
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
-		case <-exited:
-			return fmt.Errorf("%s exited during start: %v\n%s", name, cmd.ProcessState, log.String())
+		case <-done:
+			return nil, fmt.Errorf("%s exited during start: %v\n%s", name, cmd.ProcessState, log.String())
 		default:
 		}
 		resp, err := http.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return done, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready at %s after %s: %v", name, readyURL, timeout, err)
+			return nil, fmt.Errorf("%s not ready at %s after %s: %v", name, readyURL, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -35,7 +35,8 @@ func StartPrometheus(t testing.TB, config string) *Prometheus {
 		require.NoError(t, os.WriteFile(cfg, []byte(config), 0o644))
 		cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
-		return p, startUntilReady(t, "prometheus", cmd, p.URL+"/-/ready", 30*time.Second)
+		_, err := StartUntilReady(t, "prometheus", cmd, p.URL+"/-/ready", 30*time.Second)
+		return p, err
 	})
 }
 

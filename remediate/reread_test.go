@@ -90,3 +90,21 @@ func TestStageResumingSkipsResumedNodes(t *testing.T) {
 	require.Equal(t, 1, r.nodes.count(zmy.CmdResume, "n1"))
 	require.Equal(t, 1, r.nodes.count(zmy.CmdResume, "n3"))
 }
+
+// Containment re-entered after a restart or a failover (its suspend intent journaled) asks
+// Alertmanager before suspending again: the process that silenced is gone, and a human may
+// have taken over, and resumed nodes by hand, in between. The first entry needs no second
+// ask: the silencing step asked just before.
+func TestStageContainingAfterRestartAsksForAHuman(t *testing.T) {
+	entered := time.Now().Add(-time.Second)
+	inc := incident.Incident{Step: incident.StepContaining, Verdict: confirmed, StepEnteredAt: entered,
+		Intents: []incident.Intent{{Step: incident.StepContaining, Command: zmy.CmdSuspend, Nodes: ids(3), At: entered}}}
+	r := newStageRig(ids(3)...)
+	r.nodes.setAll(zmy.StateSuspended)
+	r.nodes.nodes["n2"].raft = "follower" // resumed by the human who took over
+	r.humans = fakeHumans{takeover: "manual silence 42 by alice"}
+	res := r.run(t, inc, time.Second)
+	require.Equal(t, incident.OutcomeNeedsHuman, res.outcome, res.msg)
+	require.Equal(t, statusSkipped, res.status)
+	require.Zero(t, r.nodes.count(zmy.CmdSuspend, ""), "nothing suspended under a human's silence")
+}

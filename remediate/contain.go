@@ -21,9 +21,10 @@ const maxSuspends = 3
 // `raft state` on each until all report suspended. It runs under the golden window (the step's
 // deadline); a node that cannot be suspended in it makes the incident needs_human. Level-based:
 // when a suspend of this step may have been sent already (its intent is journaled: a restart)
-// or a node was made writable under the runbook (re-containing), it asks the nodes first and
-// suspends only those not suspended. What it learnt of a node holds until the node says
-// otherwise, so a read cut short by the deadline does not unlearn it.
+// or a node was made writable under the runbook (re-containing), it asks Alertmanager whether a
+// human took over and the nodes what they are, and suspends only those not suspended. What it
+// learnt of a node holds until the node says otherwise, so a read cut short by the deadline
+// does not unlearn it.
 func stageContaining(ctx context.Context, sc *stageCtx) Result {
 	all, ids := sc.nodeConfigs(nil), sc.nodeIDs()
 	known := map[string]zmy.RaftState{} // latest raft state read of each node
@@ -40,6 +41,11 @@ func stageContaining(ctx context.Context, sc *stageCtx) Result {
 		maps.Copy(readErrs, errs)
 	}
 	if sc.intended(zmy.CmdSuspend) || sc.inc.Recontained > 0 {
+		// Re-entered: the takeover the silencing step asked about may be old (a restart, a
+		// failover) and a human may have stepped in since; ask before suspending again.
+		if res, ok := sc.check(ctx, requireNoTakeover, "raft suspend"); !ok {
+			return res
+		}
 		read(all)
 	}
 	b := newBackoff(50*time.Millisecond, time.Second)

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/zmyorg/zmy-responder/internal/config"
 	"github.com/zmyorg/zmy-responder/internal/ha"
+	"github.com/zmyorg/zmy-responder/internal/incident"
 )
 
 // Only the replica acting on a cluster commands its nodes: every node command goes through
@@ -19,8 +21,8 @@ import (
 func TestActingNodesSendsNothingWhenNotActing(t *testing.T) {
 	f := newFakeNodes("n1")
 	node := config.NodeConfig{ID: "n1", Admin: "n1:9000"}
-	notActing := actingNodes{Nodes: f, acting: func() error { return ha.ErrStale }}
-	acting := actingNodes{Nodes: f, acting: func() error { return nil }}
+	notActing := actingNodes{Nodes: f, acting: func() (incident.Fence, error) { return incident.Fence{}, ha.ErrStale }}
+	acting := actingNodes{Nodes: f, acting: func() (incident.Fence, error) { return incident.Fence{}, nil }}
 	it := reflect.TypeFor[Nodes]()
 	require.Positive(t, it.NumMethod())
 	args := func(m reflect.Method) []reflect.Value {
@@ -54,4 +56,21 @@ func TestActingNodesSendsNothingWhenNotActing(t *testing.T) {
 			require.Len(t, f.calls, before+1, "%s not sent while acting", m.Name)
 		})
 	}
+}
+
+// A command sent while acting is cut off when the leadership may lapse (Fence.Until): a recover
+// started just before the cut must not still be running when another replica leads, or that
+// replica, finding the term unchanged, would send a second one.
+func TestActingNodesCutCommandsAtTheLeadershipsEnd(t *testing.T) {
+	f := newFakeNodes("n1")
+	f.hang["n1"] = true
+	node := config.NodeConfig{ID: "n1", Admin: "n1:9000"}
+	until := time.Now().Add(100 * time.Millisecond)
+	a := actingNodes{Nodes: f, acting: func() (incident.Fence, error) { return incident.Fence{Key: "k", Revision: 1, Until: until}, nil }}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // the command's own, far longer, deadline
+	defer cancel()
+	_, _, err := a.Recover(ctx, node)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, ctx.Err(), "ended by the leadership's end, not by the command's own deadline")
+	require.False(t, time.Now().Before(until))
 }

@@ -162,51 +162,78 @@ func describe(ids []string, errs map[string]error) string {
 
 // actingNodes sends a command only while this replica may act on the cluster: a leader whose
 // lease may have expired (no keepalive answered for TTL minus a margin: a frozen host, a lost
-// network) stops commanding at once, before another replica can lead.
+// network) stops commanding at once, before another replica can lead. A command it sends is
+// cut off when the leadership may lapse (Fence.Until), so that none started just before the cut
+// still runs (a second recover's window) when another replica leads.
 type actingNodes struct {
 	Nodes
-	acting func() error
+	acting func() (incident.Fence, error)
+}
+
+// guard asks the leadership before sending command to n and bounds ctx by its validity.
+func (a actingNodes) guard(ctx context.Context, command string, n config.NodeConfig) (context.Context, context.CancelFunc, error) {
+	f, err := a.acting()
+	if err != nil {
+		return nil, nil, notSent(command, n, err)
+	}
+	if f.Until.IsZero() {
+		return ctx, func() {}, nil
+	}
+	ctx, cancel := context.WithDeadline(ctx, f.Until)
+	return ctx, cancel, nil
 }
 
 func (a actingNodes) Suspend(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdSuspend, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdSuspend, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.Suspend(ctx, n)
 }
 
 func (a actingNodes) Resume(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdResume, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdResume, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.Resume(ctx, n)
 }
 
 func (a actingNodes) RaftState(ctx context.Context, n config.NodeConfig) (*zmy.RaftState, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdRaftState, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdRaftState, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.RaftState(ctx, n)
 }
 
 func (a actingNodes) SnapshotSave(ctx context.Context, n config.NodeConfig, tag string) (*zmy.Snapshot, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdSnapshotSave, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdSnapshotSave, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.SnapshotSave(ctx, n, tag)
 }
 
 func (a actingNodes) SnapshotList(ctx context.Context, n config.NodeConfig) ([]zmy.Snapshot, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdSnapshotList, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdSnapshotList, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.SnapshotList(ctx, n)
 }
 
 func (a actingNodes) Recover(ctx context.Context, n config.NodeConfig) (*zmy.RecoverResult, *zmy.Result, error) {
-	if err := a.acting(); err != nil {
-		return nil, nil, notSent(zmy.CmdRecover, n, err)
+	ctx, cancel, err := a.guard(ctx, zmy.CmdRecover, n)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer cancel()
 	return a.Nodes.Recover(ctx, n)
 }
 

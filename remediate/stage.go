@@ -124,7 +124,7 @@ func (e *Engine) execStep(ctx context.Context, r *runner, inc *incident.Incident
 	e.mu.Lock()
 	r.stageCancel = cancel
 	e.mu.Unlock()
-	nodes = actingNodes{Nodes: nodes, acting: func() error { _, err := e.lead.Acting(inc.Cluster); return err }}
+	nodes = actingNodes{Nodes: nodes, acting: func() (incident.Fence, error) { return e.lead.Acting(inc.Cluster) }}
 	sc := &stageCtx{inc: inc, cfg: cfg, cluster: cc, deadline: deadline, self: self, deps: e.deps(r, inc, cfg, cc, nodes, sil)}
 	res, held := sc.require(sctx, spec)
 	if held {

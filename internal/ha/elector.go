@@ -142,7 +142,9 @@ func (e *Elector) Acting(cluster string) (incident.Fence, error) {
 		return incident.Fence{}, fmt.Errorf("%s: %w (last answer %s ago, lease TTL %s)", cluster, ErrStale,
 			age.Round(time.Millisecond), e.opts.TTL)
 	}
-	return l.fence, nil
+	f := l.fence
+	f.Until = e.lastAlive.Add(e.opts.TTL - e.opts.Margin) // when Acting turns stale without a renewal
+	return f, nil
 }
 
 // Leading lists the clusters this replica leads.

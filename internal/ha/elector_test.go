@@ -84,6 +84,8 @@ func TestOneLeaderPerClusterSpread(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, f.Key)
 			require.Positive(t, f.Revision)
+			require.True(t, f.Until.After(time.Now()), "a command started now is bounded by a future instant")
+			require.False(t, f.Until.After(time.Now().Add(r.e.opts.TTL)), "within one lease TTL")
 		} else {
 			require.ErrorIs(t, err, ErrNotLeader)
 			require.ErrorIs(t, err, ErrNotActing)

@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Fence is the leadership a write depends on: a cluster's election key and the revision at
@@ -13,6 +14,10 @@ import (
 type Fence struct {
 	Key      string
 	Revision int64
+	// Until is when the leadership may lapse (the lease not renewed since): another replica may
+	// lead soon after, so nothing the leader started may still run then. Zero: no bound. It is
+	// not part of the write condition.
+	Until time.Time
 }
 
 type fenceKey struct{}
